@@ -100,20 +100,38 @@ def load_state(model: nn.Module, state: StateDict) -> None:
         )
 
 
+def resolve(name: str) -> ModelSpec:
+    """The spec a job's `model` names. KeyError when there is none."""
+    return _SPECS[name]
+
+
+def load_spec(
+    spec: ModelSpec,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    directory: Path | None = None,
+) -> nn.Module:
+    """Build the network of `spec`, load its published weight file, move it, eval mode.
+
+    Networks whose weights do not survive half precision (spec.half_ok False) stay in float32.
+    """
+    path = find_weights(spec, directory)
+    model = spec.build()
+    state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path, spec.weights).items()}
+    load_state(model, spec.remap_keys(state))
+    if dtype != torch.float32 and not spec.half_ok:
+        dtype = torch.float32
+    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+
+
 def load(
     name: str,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     directory: Path | None = None,
 ) -> nn.Module:
-    """Build the network of checkpoint `name`, load its published weight file, move it, eval mode."""
-    spec = get_spec(name)
-    path = find_weights(spec, directory)
-    model = spec.build()
-    load_state(model, spec.remap_keys(read_state_dict(path, spec.weights)))
-    if dtype != torch.float32 and not spec.half_ok:
-        dtype = torch.float32
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    """The one loader: checkpoint `name` from WEIGHTS_DIR (or `directory`), ready for inference."""
+    return load_spec(get_spec(name), device, dtype, directory)
 
 
 def _register_families() -> None:

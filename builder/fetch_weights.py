@@ -1,0 +1,73 @@
+"""Download the weight files of chosen models into WEIGHTS_DIR, at image build time.
+
+    python -m builder.fetch_weights briaai/RMBG-2.0 u2netp      # chosen models
+    python -m builder.fetch_weights --all                        # every registered model
+
+Each file goes to WEIGHTS_DIR/<registry filename>, the place `models.registry.load` looks first, so
+the worker never touches the network at run time. Downloads are retried with backoff; files with a
+known SHA-256 are verified. Gated repos (briaai/RMBG-2.0) need HF_TOKEN.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from models import registry
+from models.spec import ModelSpec
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(spec: ModelSpec, directory: Path, attempts: int = 5) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    source = spec.weights
+    target = directory / source.filename
+    if target.is_file() and (not source.sha256 or sha256_of(target) == source.sha256):
+        return target
+    if not source.hf_repo:
+        raise SystemExit(f"{spec.name}: no download source is registered; place {source.filename} by hand")
+    for attempt in range(1, attempts + 1):
+        try:
+            cached = Path(hf_hub_download(source.hf_repo, source.repo_filename))
+            break
+        except Exception as exc:  # noqa: BLE001 - network errors of every kind are retried
+            if attempt == attempts:
+                raise SystemExit(f"{spec.name}: download of {source.hf_repo}/{source.repo_filename} failed: {exc}")
+            time.sleep(2**attempt)
+    if source.sha256 and sha256_of(cached) != source.sha256:
+        raise SystemExit(f"{spec.name}: {cached} does not have the expected SHA-256 {source.sha256}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(cached, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m builder.fetch_weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help=f"registry names: {', '.join(registry.names())}")
+    parser.add_argument("--all", action="store_true", help="every registered model")
+    parser.add_argument("--dir", type=Path, default=None, help="target folder (default: WEIGHTS_DIR or ./weights)")
+    args = parser.parse_args(argv)
+    names = registry.names() if args.all else args.models
+    unknown = [n for n in names if n not in registry.names()]
+    if unknown or not names:
+        parser.error(f"choose models from: {', '.join(registry.names())}" + (f" (unknown: {unknown})" if unknown else ""))
+    directory = args.dir or registry.weights_dir()
+    for name in names:
+        print(f"{name}: {fetch(registry.get_spec(name), directory)}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
