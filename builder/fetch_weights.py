@@ -28,23 +28,36 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(spec: ModelSpec, directory: Path, attempts: int = 5) -> Path:
+def download(repo: str, filename: str, revision: str | None, attempts: int = 5) -> Path:
+    """hf_hub_download with retries and exponential backoff."""
     from huggingface_hub import hf_hub_download
 
+    for attempt in range(1, attempts + 1):
+        try:
+            return Path(hf_hub_download(repo, filename, revision=revision))
+        except Exception as exc:  # noqa: BLE001 - network errors of every kind are retried
+            if attempt == attempts:
+                raise SystemExit(f"download of {repo}/{filename} failed after {attempts} attempts: {exc}")
+            time.sleep(2**attempt)
+    raise AssertionError("unreachable")
+
+
+def fetch(spec: ModelSpec, directory: Path) -> Path:
+    """Put the weight file of `spec` at directory/<filename>; files that need converting are converted."""
     source = spec.weights
     target = directory / source.filename
     if target.is_file() and (not source.sha256 or sha256_of(target) == source.sha256):
         return target
+    convert_from = spec.extra.get("convert_from")
+    if convert_from:
+        from builder.convert_scene_classifier import convert
+
+        pickled = download(convert_from["hf_repo"], convert_from["hf_filename"], convert_from.get("revision"))
+        convert(pickled, directory)
+        return target
     if not source.hf_repo:
         raise SystemExit(f"{spec.name}: no download source is registered; place {source.filename} by hand")
-    for attempt in range(1, attempts + 1):
-        try:
-            cached = Path(hf_hub_download(source.hf_repo, source.repo_filename))
-            break
-        except Exception as exc:  # noqa: BLE001 - network errors of every kind are retried
-            if attempt == attempts:
-                raise SystemExit(f"{spec.name}: download of {source.hf_repo}/{source.repo_filename} failed: {exc}")
-            time.sleep(2**attempt)
+    cached = download(source.hf_repo, source.repo_filename, spec.extra.get("hf_revision"))
     if source.sha256 and sha256_of(cached) != source.sha256:
         raise SystemExit(f"{spec.name}: {cached} does not have the expected SHA-256 {source.sha256}")
     target.parent.mkdir(parents=True, exist_ok=True)

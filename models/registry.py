@@ -19,7 +19,7 @@ from models.spec import ModelSpec, Preprocess, StateDict, WeightsSource
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
 
 # The models/<family>.py modules whose CHECKPOINTS lists make up the registry.
-FAMILIES = ("u2net",)
+FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet", "yolov4", "scene_classifier", "fba", "cascadepsp")
 
 _SPECS: dict[str, ModelSpec] = {}
 
@@ -100,9 +100,30 @@ def load_state(model: nn.Module, state: StateDict) -> None:
         )
 
 
+def segmentation_names() -> list[str]:
+    """The names a job's `model` may take (besides local weight folders)."""
+    return [name for name, spec in _SPECS.items() if spec.role == "segmentation"]
+
+
 def resolve(name: str) -> ModelSpec:
-    """The spec a job's `model` names. KeyError when there is none."""
-    return _SPECS[name]
+    """The segmentation spec a job's `model` names: a registered one, or a folder under WEIGHTS_DIR
+    holding weights a family can read (`spec_from_folder`). KeyError when there is none."""
+    spec = _SPECS.get(name)
+    if spec is not None:
+        if spec.role != "segmentation":
+            raise KeyError(name)
+        return spec
+    parts = name.split("/")
+    if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise KeyError(name)
+    folder = weights_dir() / name
+    if folder.is_dir():
+        for family in FAMILIES:
+            module = importlib.import_module(f"models.{family}")
+            from_folder = getattr(module, "spec_from_folder", None)
+            if from_folder and (folder / module.CHECKPOINT_FILE).is_file():
+                return from_folder(folder, name=name)
+    raise KeyError(name)
 
 
 def load_spec(

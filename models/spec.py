@@ -53,6 +53,7 @@ class Preprocess:
     resample: Literal["lanczos", "bicubic", "bilinear"] = "bilinear"
     backend: Literal["pil", "torch"] = "torch"
     scale: Literal["255", "max"] = "255"
+    antialias: bool = True  # torch backend: smooth when shrinking (Pillow always does)
 
 
 @dataclass(frozen=True)
@@ -67,5 +68,9 @@ class ModelSpec:
     remap_keys: Callable[[StateDict], StateDict] = identity_keys
     # Precisions the published weights are known to survive; others fall back to float32.
     half_ok: bool = True
+    # "segmentation" networks answer a job's `model`; the others are steps of a chain.
+    role: Literal["segmentation", "matting", "refinement", "classifier"] = "segmentation"
+    # What `foreground: "auto"` means for this network's cut-outs.
+    default_foreground: Literal["blur_fusion", "none"] = "none"
     notes: str = ""
     extra: dict = field(default_factory=dict)

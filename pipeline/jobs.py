@@ -20,7 +20,7 @@ from pipeline.decode import DecodedImage, decode
 from pipeline.encode import PNG, encode_png
 from pipeline.errors import UnsupportedTask, error_answer
 from pipeline.events import parse_records
-from pipeline.postprocess import cutout, full_size_alpha
+from pipeline.postprocess import cutout, foreground_colour, full_size_alpha
 from pipeline.predictor import Predictor, resolve_dtype, resolve_spec
 from pipeline.schema import Job, parse_event_options, parse_job
 from pipeline.segment import predict_mattes
@@ -154,7 +154,10 @@ class Worker:
                     pixels = alpha.cpu().numpy()
                 else:
                     rgb = torch.from_numpy(image.rgb).to(alpha.device).permute(2, 0, 1)
-                    pixels = cutout(rgb, alpha, job.options.bg_color)
+                    method = job.options.foreground
+                    if method == "auto":
+                        method = work.spec.default_foreground
+                    pixels = cutout(foreground_colour(rgb, alpha, method), alpha, job.options.bg_color)
             with work.timed("encode"):
                 data = encode_png(pixels, self.settings.png_compress_level)
             key = output_key(job)

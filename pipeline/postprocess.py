@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.decode import DecodedImage
+from pipeline.foreground import estimate_foreground
 
 
 def full_size_alpha(matte: torch.Tensor, image: DecodedImage) -> torch.Tensor:
@@ -22,6 +23,15 @@ def full_size_alpha(matte: torch.Tensor, image: DecodedImage) -> torch.Tensor:
         own = torch.from_numpy(image.alpha).to(alpha.device, non_blocking=True).float()
         alpha = (alpha * own / 255).round_()
     return alpha.to(torch.uint8)
+
+
+def foreground_colour(rgb: torch.Tensor, alpha: torch.Tensor, method: str) -> torch.Tensor:
+    """[3,H,W] colour of the cut-out: the photo's own pixels (uint8), or with `blur_fusion` a float
+    estimate of the foreground's colour free of the old background's tint at the edges."""
+    if method == "none":
+        return rgb
+    image = rgb[None].float() / 255
+    return estimate_foreground(image, alpha[None, None].float() / 255)[0]
 
 
 def parse_color(value: str) -> tuple[int, int, int, int]:

@@ -29,7 +29,8 @@ def resolve_spec(name: str) -> ModelSpec:
     try:
         return registry.resolve(name)
     except KeyError:
-        raise InvalidInput(f"model: unknown model {name!r}; allowed: {', '.join(registry.names())}") from None
+        raise InvalidInput(f"model: unknown model {name!r}; allowed: {', '.join(registry.segmentation_names())} "
+            f"or a BiRefNet weights folder under WEIGHTS_DIR") from None
 
 
 class Predictor:

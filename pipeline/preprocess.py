@@ -40,7 +40,8 @@ def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> tor
 def torch_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """[3,h,w] float32 on `device`: the pixels travel as uint8, resize and normalise run there."""
     image = torch.from_numpy(rgb).to(device, non_blocking=True).permute(2, 0, 1)[None].float()
-    image = F.interpolate(image, size=size, mode=recipe.resample, align_corners=False, antialias=True)
+    image = F.interpolate(image, size=size, mode=recipe.resample, align_corners=False,
+                          antialias=recipe.antialias)
     if recipe.scale == "max":
         image = image / image.amax().clamp_min(1e-6)
     else:

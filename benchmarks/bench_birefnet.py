@@ -1,0 +1,124 @@
+"""BiRefNet / RMBG-2.0 speed, memory and precision.
+
+    PYTHONPATH=. python benchmarks/bench_birefnet.py speed [--device cuda] [--batches 1 8] [--dtypes float32 bfloat16]
+    PYTHONPATH=. python benchmarks/bench_birefnet.py precision [--device cuda]
+
+speed: ms per 1024x1024 image and peak memory, for each (dtype, batch), each in a fresh process so that
+the CPU peak (max RSS) belongs to that configuration alone. The weights are the parity oracle's
+RMBG-2.0 stand-in (same architecture and size as the real file), loaded through the real loader.
+
+precision: how far float16 / bfloat16 / channels_last move the matte from float32 on the parity
+cases of rmbg-2.0, birefnet-general and birefnet-lite: mean and max absolute difference of
+sigmoid(logits) (alpha in [0,1]).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from models import parity  # noqa: E402
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+ORACLE = {"briaai/RMBG-2.0": "rmbg-2.0", "ZhengPeng7/BiRefNet": "birefnet-general",
+          "ZhengPeng7/BiRefNet_lite": "birefnet-lite"}
+
+
+def load(name: str, device: str, dtype: torch.dtype, channels_last: bool) -> torch.nn.Module:
+    model = parity.load_oracle_model(ORACLE[name], name, 0, device, dtype)
+    return model.to(memory_format=torch.channels_last) if channels_last else model
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def one_speed(name: str, device: str, dtype: str, batch: int, repeat: int, compile_model: bool) -> dict:
+    model = load(name, device, DTYPES[dtype], device == "cuda")
+    if compile_model:
+        model = torch.compile(model)
+    x = torch.rand(batch, 3, 1024, 1024, device=device, dtype=DTYPES[dtype])
+    if device == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        model(x)  # warm-up (and compilation)
+        sync(device)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            model(x)
+            sync(device)
+            times.append((time.perf_counter() - start) * 1000)
+    peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    return {"ms_per_image": sorted(times)[len(times) // 2] / batch, "peak_gib": peak}
+
+
+def speed(args) -> None:
+    print(f"{args.model} at 1024x1024 on {args.device}"
+          + (f" ({torch.cuda.get_device_name()})" if args.device == "cuda" else f" ({torch.get_num_threads()} threads)"))
+    print("| dtype | batch | ms / image | peak memory GiB |\n|---|---|---|---|")
+    for dtype in args.dtypes:
+        for batch in args.batches:
+            done = subprocess.run([sys.executable, __file__, "_one", args.model, args.device, dtype, str(batch),
+                                   str(args.repeat), str(int(args.compile))], capture_output=True, text=True)
+            if done.returncode:
+                print(f"| {dtype} | {batch} | failed: {done.stderr.strip().splitlines()[-1]} | |")
+                continue
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"| {dtype} | {batch} | {row['ms_per_image']:.1f} | {row['peak_gib']:.2f} |", flush=True)
+
+
+def precision(args) -> None:
+    print("| model | variant | mean abs alpha diff | max abs alpha diff |\n|---|---|---|---|")
+    variants = [("float16", False), ("bfloat16", False), ("float32", True), ("bfloat16", True)]
+    for name, oracle_name in ORACLE.items():
+        cases = parity.oracle_module().cases(oracle_name)
+        reference = load(name, args.device, torch.float32, False)
+        with torch.inference_mode():
+            expected = [torch.sigmoid(reference(c["x"].to(args.device)).float()) for c in cases]
+        del reference
+        for dtype, channels_last in variants:
+            model = load(name, args.device, DTYPES[dtype], channels_last)
+            diffs = []
+            with torch.inference_mode():
+                for case, want in zip(cases, expected):
+                    x = case["x"].to(args.device, DTYPES[dtype])
+                    if channels_last:
+                        x = x.contiguous(memory_format=torch.channels_last)
+                    diffs.append((torch.sigmoid(model(x).float()) - want).abs())
+            mean = sum(float(d.mean()) for d in diffs) / len(diffs)
+            label = dtype + (" + channels_last" if channels_last else "")
+            print(f"| {name} | {label} | {mean:.2e} | {max(float(d.max()) for d in diffs):.2e} |", flush=True)
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_one":
+        name, device, dtype, batch, repeat, compile_model = sys.argv[2:8]
+        print(json.dumps(one_speed(name, device, dtype, int(batch), int(repeat), compile_model == "1")))
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["speed", "precision"])
+    parser.add_argument("--model", default="briaai/RMBG-2.0", choices=list(ORACLE))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES))
+    parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    args = parser.parse_args()
+    speed(args) if args.what == "speed" else precision(args)
+
+
+if __name__ == "__main__":
+    main()
