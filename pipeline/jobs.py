@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 import torch
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
-from models.spec import ModelSpec
 from pipeline import config, storage as storage_mod
+from pipeline.chain import Plan, manual_plan, plans, post_process
 from pipeline.decode import DecodedImage, decode
 from pipeline.encode import PNG, encode_png
 from pipeline.errors import UnsupportedTask, error_answer
 from pipeline.events import parse_records
-from pipeline.postprocess import cutout, foreground_colour, full_size_alpha
-from pipeline.predictor import Predictor, resolve_dtype, resolve_spec
+from pipeline.postprocess import cutout, foreground_colour, full_size_alpha, keep_own_alpha
+from pipeline.predictor import Predictor, resolve_dtype
 from pipeline.schema import Job, parse_event_options, parse_job
 from pipeline.segment import predict_mattes
 
@@ -39,7 +39,7 @@ class Work:
     """One image on its way through the pipeline."""
 
     job: Job
-    spec: ModelSpec | None = None
+    plan: Plan | None = None
     image: DecodedImage | None = None
     matte: torch.Tensor | None = None
     answer: dict | None = None  # set once finished, successfully or not
@@ -100,7 +100,7 @@ class Worker:
         for work in works:
             if work.answer is None:
                 o = work.job.options
-                groups.setdefault((work.spec.name, o.precision, o.seg_mask_size), []).append(work)
+                groups.setdefault((work.plan.spec.name, o.precision, work.plan.seg_mask_size), []).append(work)
         for group in groups.values():
             self._segment(group, request_id)
         for work in works:
@@ -116,12 +116,16 @@ class Worker:
                     f"task: {options.task!r} is not served by this worker build; "
                     f"available: {', '.join(OUTPUT_FILES)}"
                 )
-            work.spec = resolve_spec(options.model)
+            work.plan = manual_plan(options)  # validates the model and knobs before any I/O
             with work.timed("get"):
                 data = self.storage.get(f"ogs/{work.job.id}")
             with work.timed("decode"):
                 work.image = decode(data, self.settings.max_image_pixels)
-            log.info(f"id={work.job.id}: {work.image.source_format} {work.image.size[0]}x{work.image.size[1]}",
+            if options.pre != "none":
+                with work.timed("pre"):
+                    work.plan = plans(self.predictor, [work.image], options)[0]
+            log.info(f"id={work.job.id}: {work.image.source_format} {work.image.size[0]}x{work.image.size[1]}, "
+                     f"{work.plan.spec.name}" + (f" + {work.plan.post}" if work.plan.post != "none" else ""),
                      request_id)
         except Exception as exc:  # noqa: BLE001
             work.fail(exc, request_id)
@@ -131,10 +135,10 @@ class Worker:
         try:
             dtype = resolve_dtype(first.job.options.precision, self.predictor.device)
             start = time.perf_counter()
-            model = self.predictor.model(first.spec, dtype)
+            model = self.predictor.model(first.plan.spec, dtype)
             loaded = time.perf_counter()
-            mattes = predict_mattes(model, first.spec, [w.image.rgb for w in group], self.settings.batch_size,
-                                    first.job.options.seg_mask_size)
+            mattes = predict_mattes(model, first.plan.spec, [w.image.rgb for w in group], self.settings.batch_size,
+                                    first.plan.seg_mask_size)
             done = time.perf_counter()
         except Exception as exc:  # noqa: BLE001
             for work in group:
@@ -148,15 +152,16 @@ class Worker:
     def _finish(self, work: Work, request_id: str | None) -> None:
         job, image = work.job, work.image
         try:
+            rgb = torch.from_numpy(image.rgb).to(work.matte.device).permute(2, 0, 1)
             with work.timed("postprocess"):
                 alpha = full_size_alpha(work.matte, image)
+                alpha = keep_own_alpha(post_process(self.predictor, rgb, alpha, work.plan), image)
                 if job.options.task == "mask":
                     pixels = alpha.cpu().numpy()
                 else:
-                    rgb = torch.from_numpy(image.rgb).to(alpha.device).permute(2, 0, 1)
                     method = job.options.foreground
                     if method == "auto":
-                        method = work.spec.default_foreground
+                        method = "blur_fusion" if work.plan.post != "none" else work.plan.spec.default_foreground
                     pixels = cutout(foreground_colour(rgb, alpha, method), alpha, job.options.bg_color)
             with work.timed("encode"):
                 data = encode_png(pixels, self.settings.png_compress_level)
@@ -172,7 +177,9 @@ class Worker:
             "bucket": self.storage.name,
             "width": width,
             "height": height,
-            "model": work.spec.name,
+            "model": work.plan.spec.name,
+            **({"post": work.plan.post} if work.plan.post != "none" else {}),
+            **({"scene": work.plan.scene} if work.plan.scene else {}),
             "task": job.options.task,
             "timings_ms": work.timings,
         }

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.compose import carvekit_apply_mask
 from pipeline.decode import DecodedImage
 from pipeline.foreground import estimate_foreground
 
@@ -18,18 +19,25 @@ def full_size_alpha(matte: torch.Tensor, image: DecodedImage) -> torch.Tensor:
     width, height = image.size
     if matte.shape[-2:] != (height, width):
         matte = F.interpolate(matte, size=(height, width), mode="bilinear", align_corners=False)
-    alpha = matte[0, 0].mul(255).round_().clamp_(0, 255)
-    if image.alpha is not None:
-        own = torch.from_numpy(image.alpha).to(alpha.device, non_blocking=True).float()
-        alpha = (alpha * own / 255).round_()
-    return alpha.to(torch.uint8)
+    return matte[0, 0].mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def keep_own_alpha(alpha: torch.Tensor, image: DecodedImage) -> torch.Tensor:
+    """What the uploaded image had transparent stays transparent: alpha * own alpha."""
+    if image.alpha is None:
+        return alpha
+    own = torch.from_numpy(image.alpha).to(alpha.device, non_blocking=True).float()
+    return (alpha.float() * own / 255).round_().to(torch.uint8)
 
 
 def foreground_colour(rgb: torch.Tensor, alpha: torch.Tensor, method: str) -> torch.Tensor:
-    """[3,H,W] colour of the cut-out: the photo's own pixels (uint8), or with `blur_fusion` a float
-    estimate of the foreground's colour free of the old background's tint at the edges."""
+    """[3,H,W] colour of the cut-out: the photo's own pixels (none), carvekit's blend toward grey under
+    the matte (carvekit), or a float estimate of the foreground's colour free of the old background's
+    tint at the edges (blur_fusion)."""
     if method == "none":
         return rgb
+    if method == "carvekit":
+        return carvekit_apply_mask(rgb[None], alpha[None, None])[0, :3]
     image = rgb[None].float() / 255
     return estimate_foreground(image, alpha[None, None].float() / 255)[0]
 

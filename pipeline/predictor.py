@@ -29,8 +29,9 @@ def resolve_spec(name: str) -> ModelSpec:
     try:
         return registry.resolve(name)
     except KeyError:
-        raise InvalidInput(f"model: unknown model {name!r}; allowed: {', '.join(registry.segmentation_names())} "
-            f"or a BiRefNet weights folder under WEIGHTS_DIR") from None
+        allowed = ", ".join(["carvekit", *registry.segmentation_names()])  # carvekit: pipeline/chain.py
+        raise InvalidInput(f"model: unknown model {name!r}; allowed: {allowed}, "
+                           f"or a BiRefNet weights folder under WEIGHTS_DIR") from None
 
 
 class Predictor:

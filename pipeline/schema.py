@@ -15,7 +15,9 @@ from pipeline.errors import InvalidInput
 
 TASKS = ("remove_background", "mask", "restore", "upscale", "matte")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
-FOREGROUNDS = ("auto", "blur_fusion", "none")
+FOREGROUNDS = ("auto", "blur_fusion", "carvekit", "none")
+PRES = ("none", "autoscene", "auto")
+POSTS = ("none", "fba", "cascade_fba")
 MAX_ID_BYTES = 512
 
 # The knobs every job may carry, with their defaults. `model` defaults to the DEFAULT_MODEL setting.
@@ -26,7 +28,23 @@ OPTION_SCHEMA: dict[str, dict[str, Any]] = {
     "seg_mask_size": {"type": ["integer", "null"], "minimum": 32, "maximum": 4096, "default": None,
                       "description": "network input size; default: the model's own"},
     "foreground": {"enum": list(FOREGROUNDS), "default": "auto",
-                   "description": "colour decontamination of the cut-out's edges; auto = the model's default"},
+                   "description": "colour of the cut-out's edges: blur_fusion decontamination, carvekit's grey "
+                                  "blend, or the photo's own pixels; auto = blur_fusion for BiRefNet models and "
+                                  "the carvekit chain, none otherwise"},
+    "pre": {"enum": list(PRES), "default": "none",
+            "description": "carvekit's automatic network choice: autoscene (scene classifier) or auto (+ YOLOv4)"},
+    "post": {"enum": list(POSTS) + [None], "default": None,
+             "description": "carvekit's matte refinement; default cascade_fba for model carvekit, else none"},
+    "matting_mask_size": {"type": ["integer", "null"], "minimum": 64, "maximum": 4096, "default": None,
+                          "description": "FBA input size (default 2048)"},
+    "refine_mask_size": {"type": ["integer", "null"], "minimum": 64, "maximum": 4096, "default": None,
+                         "description": "CascadePSP input size (default 900)"},
+    "trimap_dilation": {"type": ["integer", "null"], "minimum": 0, "maximum": 256, "default": None,
+                        "description": "unknown band radius in pixels (default 30; deeplabv3 40)"},
+    "trimap_erosion": {"type": ["integer", "null"], "minimum": 0, "maximum": 64, "default": None,
+                       "description": "erosion iterations of the sure foreground (default 5; deeplabv3 20)"},
+    "trimap_prob_threshold": {"type": ["integer", "null"], "minimum": 0, "maximum": 255, "default": None,
+                              "description": "mask values above it are sure foreground (default 231)"},
     "bg_color": {"type": ["string", "null"], "pattern": "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$", "default": None,
                  "description": "composite onto this colour (#RRGGBB or #RRGGBBAA) instead of transparency"},
     "precision": {"enum": list(PRECISIONS), "default": "auto",
@@ -55,6 +73,13 @@ class Options:
     foreground: str = "auto"
     bg_color: str | None = None
     precision: str = "auto"
+    pre: str = "none"
+    post: str | None = None
+    matting_mask_size: int | None = None
+    refine_mask_size: int | None = None
+    trimap_dilation: int | None = None
+    trimap_erosion: int | None = None
+    trimap_prob_threshold: int | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +98,7 @@ def _describe(error) -> str:
     if error.validator == "required":
         return f"missing required key: {error.message.split()[0]}"
     if error.validator == "enum":
-        return f"{key}: {error.instance!r} is not allowed; allowed values: {', '.join(map(str, schema['enum']))}"
+        return f"{key}: {error.instance!r} is not allowed; allowed values: {', '.join(str(v) for v in schema['enum'] if v is not None)}"
     if error.validator == "pattern" and key == "bg_color":
         return f"bg_color: {error.instance!r} is not a colour; use #RRGGBB or #RRGGBBAA"
     if error.validator in ("minimum", "maximum"):

@@ -1,0 +1,58 @@
+"""FBA Matting network against the parity oracle, through the real loader path."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from models import parity, registry
+from models.fba import FBA, fba_fusion
+
+
+def test_parity_oracle():
+    checks = parity.run("fba-matting")
+    assert {(c.case, c.output) for c in checks} == {(i, o) for i in range(2) for o in ("alpha", "fg", "bg")}
+    for check in checks:
+        assert check.passed, check.line("fba-matting")
+
+
+def test_module_keys_and_shapes_are_the_published_ones():
+    keys = parity.oracle_module().manifest("fba-matting")["keys"]
+    state = registry.get_spec("fba").build().state_dict()
+    assert {k: list(v.shape) for k, v in state.items()} == {k: shape for k, (shape, _) in keys.items()}
+
+
+def test_loader_rejects_a_checkpoint_missing_a_key(tmp_path):
+    state = parity.oracle_module().checkpoint("fba-matting")
+    spec = registry.get_spec("fba")
+    state.pop("decoder.conv_up4.4.bias")
+    parity.save_published(state, tmp_path / spec.weights.filename, spec.weights.file_format)
+    with pytest.raises(registry.CheckpointMismatch):
+        registry.load("fba", directory=tmp_path)
+
+
+def test_registry_entry_names_carvekits_file():
+    spec = registry.get_spec("fba")
+    assert spec.family == "fba"
+    assert (spec.weights.filename, spec.weights.hf_repo, spec.weights.repo_filename) == (
+        "fba_matting.pth", "Carve/fba", "fba_matting.pth")
+
+
+def test_dilated_encoder_keeps_output_stride_8():
+    encoder = FBA().encoder.eval()
+    with torch.inference_mode():
+        outs = encoder(torch.zeros(1, 11, 64, 48))
+    assert [tuple(o.shape[1:]) for o in outs] == [
+        (11, 64, 48), (64, 32, 24), (256, 16, 12), (512, 8, 6), (1024, 8, 6), (2048, 8, 6)]
+    layer4 = encoder.layer4
+    assert (layer4[0].conv2.stride, layer4[0].conv2.dilation, layer4[1].conv2.dilation) == ((1, 1), (2, 2), (4, 4))
+
+
+def test_fusion_keeps_a_consistent_composite():
+    # If image = alpha F + (1 - alpha) B exactly, fusion must leave alpha, F and B unchanged.
+    g = torch.Generator().manual_seed(0)
+    alpha = torch.rand(1, 1, 4, 4, generator=g)
+    fg, bg = torch.rand(1, 3, 4, 4, generator=g), torch.rand(1, 3, 4, 4, generator=g)
+    image = alpha * fg + (1 - alpha) * bg
+    a, f, b = fba_fusion(alpha, image, fg, bg)
+    assert torch.allclose(f, fg, atol=1e-6) and torch.allclose(b, bg, atol=1e-6)
+    assert torch.allclose(a, alpha, atol=1e-5)
