@@ -87,9 +87,12 @@ class Worker:
                 results.append({"key": record.key, "skipped": record.skip_reason})
             else:
                 results.append({"source": record.key, **next(answers)})
+        answer: dict = {"results": results}
         if results and all("error" in r for r in results):
-            return {"error": "every record failed: " + "; ".join(r["error"] for r in results), "results": results}
-        return {"results": results}
+            answer["error"] = "every record failed: " + "; ".join(r["error"] for r in results)
+        if any(r.pop("refresh_worker", False) for r in results):
+            answer["refresh_worker"] = True  # a broken GPU: the platform replaces this worker
+        return answer
 
     # -- the pipeline --------------------------------------------------------------------------
     def process(self, jobs: list[Job], request_id: str | None = None) -> list[dict]:
@@ -171,6 +174,8 @@ class Worker:
         except Exception as exc:  # noqa: BLE001
             work.fail(exc, request_id)
             return
+        finally:
+            work.matte = None  # free device memory before the next image of the batch
         width, height = image.size
         work.answer = {
             "key": key,
