@@ -15,151 +15,26 @@ carvekit's recipe for one image (its defaults; its knob names in brackets):
           covers keep the binarised global result.
   POST    prediction * 255 truncated to uint8, Pillow-resized (BICUBIC) back to the mask's size.
 
-carvekit resizes with Pillow on 8-bit images; `pil_resize`/`pil_thumbnail` reproduce Pillow's
-fixed-point arithmetic exactly with torch ops, so the whole procedure runs on the model's device.
+carvekit resizes with Pillow on 8-bit images; `pil_resize`/`pil_thumbnail` (pipeline/resample.py)
+reproduce Pillow's fixed-point arithmetic exactly with torch ops, so the whole procedure runs on the
+model's device.
 Images are refined one at a time (carvekit's batch_size=1 path, its default): which crops run
 depends on each image's content.
 """
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.resample import pil_resize, pil_thumbnail
 
 MASK_SIZE = 900
 ACCEL_SIZE = 2048
 MASK_THRESHOLD = 127
 CROP_MARGIN = 16  # carvekit's `padding`: inner crop borders are dropped when pasting
 INTEREST = (0.1, 0.9)  # crops with a foreground fraction outside this range are not refined
-
-# Pillow's Resample.c: 8-bit resampling uses coefficients in fixed point with 22 fractional bits.
-_PRECISION_BITS = 22
-_BICUBIC_SUPPORT = 2.0
-_THUMBNAIL_REDUCING_GAP = 2.0
-
-
-def _bicubic(x: torch.Tensor) -> torch.Tensor:
-    """Pillow's bicubic kernel (a = -0.5), evaluated in Resample.c's order of operations."""
-    a = -0.5
-    x = x.abs()
-    inner = ((a + 2.0) * x - (a + 3.0)) * x * x + 1
-    outer = (((x - 5) * x + 8) * x - 4) * a
-    return torch.where(x < 1.0, inner, torch.where(x < 2.0, outer, torch.zeros_like(x)))
-
-
-def _coefficients(in_size: int, in0: float, in1: float, out_size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Resample.c's precompute_coeffs + normalize_coeffs_8bpc: first tap [out] and fixed-point weights [out, taps]."""
-    # The box arrives as C floats and its extent is subtracted in single precision.
-    in0, in1 = torch.tensor([in0, in1], dtype=torch.float32).tolist()
-    scale = float(torch.tensor(in1, dtype=torch.float32) - torch.tensor(in0, dtype=torch.float32)) / out_size
-    filterscale = max(scale, 1.0)
-    support = _BICUBIC_SUPPORT * filterscale
-    taps = int(math.ceil(support)) * 2 + 1
-    center = in0 + (torch.arange(out_size, dtype=torch.float64) + 0.5) * scale
-    xmin = (center - support + 0.5).trunc().clamp_min(0)
-    xmax = (center + support + 0.5).trunc().clamp_max(in_size)
-    offsets = torch.arange(taps, dtype=torch.float64)
-    k = _bicubic((offsets + xmin[:, None] - center[:, None] + 0.5) * (1.0 / filterscale))
-    k = torch.where(offsets < (xmax - xmin)[:, None], k, torch.zeros_like(k))
-    total = torch.zeros(out_size, dtype=torch.float64)
-    for t in range(taps):  # summed tap by tap, in Resample.c's order, so the rounding below is identical
-        total = total + k[:, t]
-    k = torch.where(total[:, None] != 0, k / total[:, None], k)
-    k = k * (1 << _PRECISION_BITS)
-    fixed = torch.where(k < 0, (k - 0.5).trunc(), (k + 0.5).trunc())
-    return xmin.long().to(device), fixed.long().to(device)
-
-
-def _resample_last_dim(x: torch.Tensor, first: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """One 8-bit pass along the last dim: sum of taps in integers, rounded, clipped as Pillow's clip8."""
-    acc = torch.full((*x.shape[:-1], first.numel()), 1 << (_PRECISION_BITS - 1), dtype=torch.int64, device=x.device)
-    last = x.shape[-1] - 1
-    for t in range(weights.shape[1]):
-        # Taps past the image end have weight 0; clamping only keeps their index valid.
-        acc += x.index_select(-1, (first + t).clamp_max(last)).long() * weights[:, t]
-    return (acc >> _PRECISION_BITS).clamp(0, 255).to(torch.uint8)
-
-
-def pil_resize(
-    x: torch.Tensor, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
-) -> torch.Tensor:
-    """Pillow's `Image.resize(size[::-1], BICUBIC, box)` of uint8 [..., H, W] -> uint8 [..., h, w], exactly.
-
-    `size` is (height, width); `box` is Pillow's (left, upper, right, lower) source region. As in
-    Resample.c, the two passes are separable and the first is rounded to 8 bits before the second;
-    Pillow 13 runs the vertical pass first when the height shrinks by more than twice as many
-    pixels as the width (python-pillow/Pillow#9549), the horizontal pass first otherwise.
-    """
-    height, width = x.shape[-2:]
-    left, upper, right, lower = box if box is not None else (0, 0, width, height)
-    if (height, width) == tuple(size) and (left, upper, right, lower) == (0, 0, width, height):
-        return x.clone()
-
-    def horizontal(x: torch.Tensor) -> torch.Tensor:
-        if size[1] != width or left or right != size[1]:
-            return _resample_last_dim(x, *_coefficients(width, left, right, size[1], x.device))
-        return x
-
-    def vertical(x: torch.Tensor) -> torch.Tensor:
-        if size[0] != height or upper or lower != size[0]:
-            coefficients = _coefficients(height, upper, lower, size[0], x.device)
-            return _resample_last_dim(x.transpose(-1, -2), *coefficients).transpose(-1, -2).contiguous()
-        return x
-
-    if size[0] < height and height - size[0] > 2 * (width - size[1]):
-        return horizontal(vertical(x))
-    return vertical(horizontal(x))
-
-
-def pil_reduce(x: torch.Tensor, factor: tuple[int, int]) -> torch.Tensor:
-    """Pillow's `Image.reduce((fx, fy))` of uint8 [..., H, W]: box means, partial boxes at the far edges.
-
-    Reduce.c rounds each mean as ((sum + n // 2) * m) >> 24 with m = uint32(float32(2^32) / (256 n)).
-    """
-    fx, fy = factor
-    height, width = x.shape[-2:]
-    out_h, out_w = -(-height // fy), -(-width // fx)
-    padded = F.pad(x.long(), (0, out_w * fx - width, 0, out_h * fy - height))
-    sums = padded.reshape(*x.shape[:-2], out_h, fy, out_w, fx).sum(dim=(-3, -1))
-    rows = (height - torch.arange(out_h, device=x.device) * fy).clamp_max(fy)
-    cols = (width - torch.arange(out_w, device=x.device) * fx).clamp_max(fx)
-    count = rows[:, None] * cols[None, :]
-    multiplier = (torch.tensor(2.0**32, dtype=torch.float32, device=x.device) / (256 * count).float()).long()
-    return (((sums + count // 2) * multiplier) >> 24).to(torch.uint8)
-
-
-def thumbnail_size(height: int, width: int, limit: int) -> tuple[int, int] | None:
-    """The (height, width) `Image.thumbnail((limit, limit))` gives, or None when it leaves the image alone."""
-    if limit >= width and limit >= height:
-        return None
-    aspect = width / height
-    x, y = limit, limit
-    if x / y >= aspect:
-        x = max(min(math.floor(y * aspect), math.ceil(y * aspect), key=lambda n: abs(aspect - n / y)), 1)
-    else:
-        y = max(
-            min(math.floor(x / aspect), math.ceil(x / aspect), key=lambda n: 0 if n == 0 else abs(aspect - x / n)),
-            1,
-        )
-    return y, x
-
-
-def pil_thumbnail(x: torch.Tensor, limit: int) -> torch.Tensor:
-    """Pillow's `Image.thumbnail((limit, limit))` (BICUBIC, reducing_gap=2.0) of uint8 [..., H, W]."""
-    height, width = x.shape[-2:]
-    size = thumbnail_size(height, width, limit)
-    if size is None or size == (height, width):
-        return x
-    # Image.resize(reducing_gap=2): first an integer box reduction, if it leaves >= 2x to the resize.
-    fx = int(width / size[1] / _THUMBNAIL_REDUCING_GAP) or 1
-    fy = int(height / size[0] / _THUMBNAIL_REDUCING_GAP) or 1
-    if fx > 1 or fy > 1:
-        return pil_resize(pil_reduce(x, (fx, fy)), size, box=(0, 0, width / fx, height / fy))
-    return pil_resize(x, size)
 
 
 def _resize_max_side(x: torch.Tensor, size: int, mode: str) -> torch.Tensor:

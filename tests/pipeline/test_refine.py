@@ -1,22 +1,13 @@
-"""carvekit's CascadePSP refinement procedure: parity, Pillow-exact resizing, padding and crop schedule."""
+"""carvekit's CascadePSP refinement procedure: parity, preprocessing, padding and crop schedule."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch import nn
 
 from models import parity
-from pipeline.refine import (
-    network_inputs,
-    padded_forward,
-    pil_reduce,
-    pil_resize,
-    pil_thumbnail,
-    process_high_res,
-    refine,
-)
+from pipeline.refine import network_inputs, padded_forward, process_high_res, refine
+from tests.pipeline.test_resample import _u8
 
 
 def test_parity_oracle():
@@ -39,45 +30,6 @@ class EchoRefiner(nn.Module):
         self.calls.append((x, seg, inter_s8))
         logits = 30 * seg * (1.0 if inter_s8 is None else self.local_sign)
         return {"out_224": logits, "out_56_2": logits}
-
-
-def _u8(shape, seed):
-    return torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(seed), dtype=torch.uint8)
-
-
-def _pil(t: torch.Tensor) -> Image.Image:
-    return Image.fromarray(t.permute(1, 2, 0).numpy() if t.dim() == 3 else t.numpy())
-
-
-@pytest.mark.parametrize(
-    "src, dst, box",
-    [
-        ((37, 53), (20, 31), None),  # shrink
-        ((20, 30), (41, 77), None),  # enlarge
-        ((60, 20), (12, 18), None),  # height shrinks much more: Pillow 13 resamples vertically first
-        ((40, 40), (10, 39), None),
-        ((30, 50), (25, 40), (3.25, 1.5, 47.75, 29.0)),  # fractional source box
-    ],
-)
-def test_pil_resize_matches_pillow_bicubic(src, dst, box):
-    image = _u8((3, *src), 0)
-    expected = np.array(_pil(image).resize(dst[::-1], Image.BICUBIC, box=box))
-    assert np.array_equal(pil_resize(image, dst, box).permute(1, 2, 0).numpy(), expected)
-
-
-@pytest.mark.parametrize("src, limit", [((300, 200), 224), ((97, 410), 40), ((333, 20), 50), ((64, 64), 100)])
-def test_pil_thumbnail_matches_pillow(src, limit):
-    """(97, 410) -> 40 and (333, 20) -> 50 take Pillow's reducing_gap path (Image.reduce first)."""
-    image = _u8((3, *src), 1)
-    expected = _pil(image)
-    expected.thumbnail((limit, limit))
-    assert np.array_equal(pil_thumbnail(image, limit).permute(1, 2, 0).numpy(), np.array(expected))
-
-
-@pytest.mark.parametrize("factor", [(2, 2), (3, 1), (1, 5), (4, 3)])
-def test_pil_reduce_matches_pillow(factor):
-    image = _u8((1, 23, 31), 2)
-    assert np.array_equal(pil_reduce(image, factor)[0].numpy(), np.array(_pil(image[0]).reduce(factor)))
 
 
 def test_network_inputs_binarise_the_mask_above_127():
