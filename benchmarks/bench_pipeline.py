@@ -11,7 +11,6 @@ from the same u2netp weights, so both run the same network.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -121,7 +120,7 @@ def main() -> None:
     store.client.create_bucket(Bucket="bench")
     spec = registry.get_spec("u2netp")
     model = registry.load("u2netp", directory=SHARED / "weights")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         made = photos(Path(tmp))
         results, pixels = {}, None
@@ -142,7 +141,7 @@ def main() -> None:
             script = Path(tmp) / "rembg_bench.py"
             script.write_text(REMBG_SCRIPT)
             done = subprocess.run([args.rembg_python, str(script), *map(str, made.values())], capture_output=True,
-                                  text=True, env={**os.environ, "U2NET_HOME": str(home), "OMP_NUM_THREADS": ""})
+                                  text=True, env={**os.environ, "U2NET_HOME": str(home)})
             if done.returncode:
                 print(done.stderr)
             else:

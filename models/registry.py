@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, StateDict, WeightsSource
+from models.spec import ModelSpec, StateDict, WeightsSource
 
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
 
@@ -142,7 +142,11 @@ def load_spec(
     load_state(model, spec.remap_keys(state))
     if dtype != torch.float32 and not spec.half_ok:
         dtype = torch.float32
-    return model.to(device=device, dtype=dtype).eval().requires_grad_(False)
+    model.eval().requires_grad_(False)
+    for module in model.modules():  # inference-time rewrites a family offers, e.g. BatchNorm folding
+        if hasattr(module, "fold_batchnorm"):
+            module.fold_batchnorm()
+    return model.to(device=device, dtype=dtype)
 
 
 def load(

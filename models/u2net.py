@@ -38,6 +38,15 @@ class REBNCONV(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu_s1(self.bn_s1(self.conv_s1(x)))
 
+    def fold_batchnorm(self) -> None:
+        """Inference only: fold the BatchNorm into the convolution (one pass over memory less).
+
+        Called by the registry after loading; the state dict keeps its published keys until then.
+        """
+        if isinstance(self.bn_s1, nn.BatchNorm2d):
+            self.conv_s1 = nn.utils.fusion.fuse_conv_bn_eval(self.conv_s1.eval(), self.bn_s1.eval())
+            self.bn_s1 = nn.Identity()
+
 
 class RSU(nn.Module):
     """Residual U-block of height `height` (RSU7..RSU4 in the paper).

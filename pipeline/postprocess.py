@@ -54,6 +54,8 @@ def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.n
 
     `rgb` is uint8 or float in [0,1] (a decontaminated foreground).
     """
+    if bg_color is None and rgb.dtype == torch.uint8:  # the common case: no arithmetic on 12 MP
+        return torch.cat([rgb, alpha[None]], 0).permute(1, 2, 0).cpu().numpy()
     colour = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
     if bg_color is None:
         pixels = torch.cat([colour.mul(255).round_().to(torch.uint8), alpha[None]], 0)

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -94,23 +95,31 @@ def api(s3_server):
     name = f"api-bucket-{free_port()}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=name)
+    with serve_api(worker_env(s3_server, name, MAX_IMAGE_PIXELS="4000000")) as url:
+        yield url, name, client
+
+
+@contextmanager
+def serve_api(env: dict):
+    """handler.py --rp_serve_api in a subprocess: runpod's local /run, /runsync and /status server."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "handler.py"), "--rp_serve_api", "--rp_api_port", str(port),
          "--rp_api_host", "127.0.0.1"],
-        env=worker_env(s3_server, name, MAX_IMAGE_PIXELS="4000000"), cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            requests.get(url + "/docs", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    yield url, name, client
-    proc.terminate()
-    proc.wait(timeout=30)
+    try:
+        for _ in range(240):
+            try:
+                requests.get(url + "/docs", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def runsync(url: str, job_input: dict) -> dict:

@@ -2,13 +2,8 @@
 oracle's checkpoints (and a scene classifier built with the published structure) in a temp folder."""
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
-import requests
 import torch
 from PIL import Image
 from torch import nn
@@ -16,8 +11,8 @@ from torchvision.models import densenet161
 
 from builder.convert_scene_classifier import convert
 from models import parity, registry
-from tests.conftest import REPO, free_port, keys_under
-from tests.test_handler import CAR, _bytes, read_png, runsync, worker_env
+from tests.conftest import free_port, keys_under
+from tests.test_handler import CAR, _bytes, read_png, runsync, serve_api, worker_env
 
 # registry name -> oracle folder whose stand-in checkpoint it loads
 ORACLE_WEIGHTS = {"tracer_b7": "tracer-b7", "isnet": "isnet", "cascadepsp-carveset": "cascadepsp",
@@ -48,25 +43,10 @@ def chain_api(s3_server, tmp_path_factory):
     bucket_name = f"chain-{free_port()}"
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket_name)
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "handler.py"), "--rp_serve_api", "--rp_api_port", str(port),
-         "--rp_api_host", "127.0.0.1"],
-        env=worker_env(s3_server, bucket_name, WEIGHTS_DIR=str(weights), MAX_RESIDENT_MODELS="6"), cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            requests.get(url + "/docs", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.5)
     photo = Image.open(CAR).convert("RGB").resize((160, 120))
     client.put_object(Bucket=bucket_name, Key="ogs/photo", Body=_bytes(photo, "PNG"))
-    yield url, bucket_name, client, photo.size
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serve_api(worker_env(s3_server, bucket_name, WEIGHTS_DIR=str(weights), MAX_RESIDENT_MODELS="6")) as url:
+        yield url, bucket_name, client, photo.size
 
 
 def cutout_of(answer: dict, client, bucket_name: str, size) -> np.ndarray:
