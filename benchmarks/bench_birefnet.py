@@ -87,14 +87,14 @@ def precision(args) -> None:
         cases = parity.oracle_module().cases(oracle_name)
         reference = load(name, args.device, torch.float32, False)
         with torch.inference_mode():
-            expected = [torch.sigmoid(reference(c["x"].to(args.device)).float()) for c in cases]
+            expected = [torch.sigmoid(reference(c["image"].to(args.device)).float()) for c in cases]
         del reference
         for dtype, channels_last in variants:
             model = load(name, args.device, DTYPES[dtype], channels_last)
             diffs = []
             with torch.inference_mode():
                 for case, want in zip(cases, expected):
-                    x = case["x"].to(args.device, DTYPES[dtype])
+                    x = case["image"].to(args.device, DTYPES[dtype])
                     if channels_last:
                         x = x.contiguous(memory_format=torch.channels_last)
                     diffs.append((torch.sigmoid(model(x).float()) - want).abs())

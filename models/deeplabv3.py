@@ -50,12 +50,12 @@ CHECKPOINTS = [
         family="deeplabv3",
         build=DeepLabV3,
         weights=WeightsSource("deeplab.pth", hf_repo="Carve/deeplabv3-resnet101", hf_filename="deeplab.pth"),
-        preprocess=Preprocess(size=(1024, 1024), resample="bicubic", backend="pil", scale="255"),
+        preprocess=Preprocess(size=(1024, 1024), resample="bicubic", backend="pil", scale="255", fit="thumbnail"),
         to_matte=deeplab_matte,
         notes="carvekit recipe: PIL thumbnail((1024, 1024), BICUBIC, reducing_gap=2.0) -- keeps the aspect "
         "ratio and only shrinks, so the input is NOT 1024x1024 -- then x/255 and ImageNet mean/std; "
         "matte = ((argmax class * 255) mod 256) / 255",
         # carvekit's download_models.py pins this revision (it publishes SHA-512, not SHA-256).
-        extra={"resize": "thumbnail", "hf_revision": "d504005392fc877565afdf58aad0cd524682d2b0"},
+        extra={"hf_revision": "d504005392fc877565afdf58aad0cd524682d2b0"},
     ),
 ]

@@ -54,6 +54,9 @@ class Preprocess:
     backend: Literal["pil", "torch"] = "torch"
     scale: Literal["255", "max"] = "255"
     antialias: bool = True  # torch backend: smooth when shrinking (Pillow always does)
+    # "stretch": resize to `size`; "thumbnail": Pillow's thumbnail (keep the aspect ratio, only shrink,
+    # reducing_gap 2.0) to fit within `size`, so inputs differ in shape and go one at a time.
+    fit: Literal["stretch", "thumbnail"] = "stretch"
 
 
 @dataclass(frozen=True)

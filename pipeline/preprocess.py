@@ -33,7 +33,11 @@ def _normalise(array: np.ndarray, recipe: Preprocess) -> np.ndarray:
 def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> torch.Tensor:
     """[3,h,w] float32 from an HxWx3 uint8 image, resized with the original's Pillow filter."""
     height, width = size
-    resized = Image.fromarray(rgb).resize((width, height), _PIL_FILTERS[recipe.resample])
+    resized = Image.fromarray(rgb)
+    if recipe.fit == "thumbnail":
+        resized.thumbnail((width, height), _PIL_FILTERS[recipe.resample], reducing_gap=2.0)
+    else:
+        resized = resized.resize((width, height), _PIL_FILTERS[recipe.resample])
     return torch.from_numpy(_normalise(np.asarray(resized, dtype=np.float64), recipe))
 
 

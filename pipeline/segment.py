@@ -27,6 +27,8 @@ def predict_mattes(
     """
     param = next(model.parameters())
     size = network_size(spec, seg_mask_size)
+    if spec.preprocess.fit == "thumbnail":
+        batch_size = 1  # inputs keep their aspect ratio, so their shapes differ
     mattes: list[torch.Tensor] = []
     for start in range(0, len(images), max(1, batch_size)):
         chunk = images[start:start + batch_size]
