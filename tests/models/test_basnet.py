@@ -1,28 +1,10 @@
 """BASNet against the parity oracle, through the real loader path."""
 from __future__ import annotations
 
-import pytest
 import torch
 
-from models import parity, registry
+from models import registry
 from models.basnet import basnet_matte
-
-
-def test_parity_oracle():
-    checks = parity.run("basnet")
-    assert len(checks) == 2
-    for check in checks:
-        assert check.passed, check.line("basnet")
-
-
-def test_loader_consumes_every_key(tmp_path):
-    state = parity.oracle_module().checkpoint("basnet")
-    spec = registry.get_spec("basnet")
-    assert set(spec.build().state_dict()) == set(state)
-    state.pop("refunet.conv_d0.weight")
-    parity.save_published(state, tmp_path / spec.weights.filename, spec.weights.file_format)
-    with pytest.raises(registry.CheckpointMismatch):
-        registry.load("basnet", directory=tmp_path)
 
 
 def test_forward_returns_the_refined_sigmoid_at_input_size():

@@ -22,33 +22,6 @@ EXPECTED_OUTPUTS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ORACLE_CHECKPOINTS))
-def test_parity_oracle(name):
-    checks = parity.run(name)
-    cases = {check.case for check in checks}
-    assert cases == set(range(len(parity.oracle_module().cases(name))))
-    for case in cases:
-        assert {c.output for c in checks if c.case == case} == EXPECTED_OUTPUTS[name]
-    for check in checks:
-        assert check.passed, check.line(name)
-
-
-@pytest.mark.parametrize("oracle_name, name", ORACLE_CHECKPOINTS.items())
-def test_module_keys_and_shapes_are_the_published_ones(oracle_name, name):
-    keys = parity.oracle_module().manifest(oracle_name)["keys"]
-    state = registry.get_spec(name).build().state_dict()
-    assert {k: list(v.shape) for k, v in state.items()} == {k: shape for k, (shape, _) in keys.items()}
-
-
-def test_loader_rejects_a_checkpoint_missing_a_key(tmp_path):
-    state = parity.oracle_module().checkpoint("birefnet-lite")
-    spec = registry.get_spec("ZhengPeng7/BiRefNet_lite")
-    state.pop("decoder.gdt_convs_pred_2.0.bias")
-    parity.save_published(state, tmp_path / spec.weights.filename, spec.weights.file_format)
-    with pytest.raises(registry.CheckpointMismatch):
-        registry.load(spec.name, directory=tmp_path)
-
-
 def test_registry_entries():
     specs = {spec.name: spec for spec in CHECKPOINTS}
     assert set(specs) == {

