@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from models.spec import ModelSpec, Preprocess, WeightsSource
-from models.u2net import make_rsu, min_max_normalise, upsample_like
+from models.u2net import RSUNet, min_max_normalise, upsample_like
 
 # (height, in, mid, out) of the six encoder and five decoder stages; height 0 is RSU-4F.
 _ENCODER = [(7, 64, 32, 64), (6, 64, 32, 128), (5, 128, 64, 256), (4, 256, 128, 512), (0, 512, 256, 512), (0, 512, 256, 512)]
@@ -20,7 +20,7 @@ _DECODER = [(0, 1024, 256, 512), (4, 1024, 128, 256), (5, 512, 64, 128), (6, 256
 _SIDE_IN = (64, 64, 128, 256, 512, 512)
 
 
-class ISNetDIS(nn.Module):
+class ISNetDIS(RSUNet):
     """IS-Net's segmentation network; forward returns sigmoid(d1), the only output used at inference.
 
     side2..side6 are deep-supervision heads of training: the published files hold them, so they are
@@ -32,27 +32,11 @@ class ISNetDIS(nn.Module):
         self.conv_in = nn.Conv2d(in_ch, 64, 3, stride=2, padding=1)
         # The original defines pool_in but its forward skips it (the call is commented out): stage1
         # runs at half the input resolution. MaxPool has no weights, so the module is not needed.
-        for i, stage in enumerate(_ENCODER, start=1):
-            setattr(self, f"stage{i}", make_rsu(*stage))
-            if i < 6:
-                setattr(self, f"pool{i}{i + 1}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
-        for i, stage in zip(range(5, 0, -1), _DECODER):
-            setattr(self, f"stage{i}d", make_rsu(*stage))
-        for i, ch in enumerate(_SIDE_IN, start=1):
-            setattr(self, f"side{i}", nn.Conv2d(ch, out_ch, 3, padding=1))
+        self.build_stages(_ENCODER, _DECODER, list(_SIDE_IN), out_ch)
 
     def forward_logits(self, x: torch.Tensor) -> torch.Tensor:
         """d1 before the sigmoid: side1 on the last decoder stage, upsampled to the input size."""
-        skips = []
-        hx = self.conv_in(x)
-        for i in range(1, 6):
-            skips.append(getattr(self, f"stage{i}")(hx))
-            hx = getattr(self, f"pool{i}{i + 1}")(skips[-1])
-        hx = self.stage6(hx)
-        for i in range(5, 0, -1):
-            skip = skips[i - 1]
-            hx = getattr(self, f"stage{i}d")(torch.cat((upsample_like(hx, skip), skip), 1))
-        return upsample_like(self.side1(hx), x)
+        return upsample_like(self.side1(self.encode_decode(self.conv_in(x))[-1]), x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.forward_logits(x))

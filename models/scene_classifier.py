@@ -10,11 +10,10 @@ so its two Linear layers take their sizes from the tensors they load.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 from torchvision.models import densenet161
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import ModelSpec, Preprocess, WeightsSource, no_matte
 
 
 class CheckpointSizedLinear(nn.Linear):
@@ -37,10 +36,6 @@ def build() -> nn.Module:
     # Dropout's rate is irrelevant in eval mode; its index keeps the second Linear at classifier.3.
     model.classifier = nn.Sequential(CheckpointSizedLinear(), nn.ReLU(), nn.Dropout(), CheckpointSizedLinear())
     return model
-
-
-def no_matte(_output: object) -> torch.Tensor:
-    raise TypeError("scene_classifier is a classifier: it has no matte (see pipeline/auto_select.py)")
 
 
 CHECKPOINTS = [

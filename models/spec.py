@@ -77,3 +77,8 @@ class ModelSpec:
     default_foreground: Literal["blur_fusion", "none"] = "none"
     notes: str = ""
     extra: dict = field(default_factory=dict)
+
+
+def no_matte(_output: object) -> torch.Tensor:
+    """`to_matte` of networks that are steps of a chain (classifiers): they never answer a job."""
+    raise TypeError("this network is a classifier: it has no matte (see pipeline/auto_select.py)")

@@ -128,7 +128,34 @@ _U2NET_STAGES = {
 }
 
 
-class U2Net(nn.Module):
+class RSUNet(nn.Module):
+    """The six-stage encoder and five-stage decoder of residual U-blocks, with side heads, that U^2-Net
+    and IS-Net share (attribute names stage1..6, pool12..56, stage5d..1d, side1..6 as published)."""
+
+    def build_stages(self, encoder: list, decoder: list, side_in: list[int], out_ch: int) -> None:
+        for i, stage in enumerate(encoder, start=1):
+            setattr(self, f"stage{i}", make_rsu(*stage))
+            if i < 6:
+                setattr(self, f"pool{i}{i + 1}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
+        for i, stage in zip(range(5, 0, -1), decoder):
+            setattr(self, f"stage{i}d", make_rsu(*stage))
+        for i, ch in enumerate(side_in, start=1):
+            setattr(self, f"side{i}", nn.Conv2d(ch, out_ch, 3, padding=1))
+
+    def encode_decode(self, hx: torch.Tensor) -> list[torch.Tensor]:
+        """[hx6, hx5d, hx4d, ..., hx1d]: the deepest map, then each decoder stage's output."""
+        skips = []
+        for i in range(1, 6):
+            skips.append(getattr(self, f"stage{i}")(hx))
+            hx = getattr(self, f"pool{i}{i + 1}")(skips[-1])
+        decoded = [self.stage6(hx)]
+        for i in range(5, 0, -1):
+            skip = skips[i - 1]
+            decoded.append(getattr(self, f"stage{i}d")(torch.cat((upsample_like(decoded[-1], skip), skip), 1)))
+        return decoded
+
+
+class U2Net(RSUNet):
     """U^2-Net ("full") or U^2-NetP ("lite").
 
     forward returns (sigmoid(d0), sigmoid(d1), ..., sigmoid(d6)) like the original; d0 is the fused
@@ -139,29 +166,12 @@ class U2Net(nn.Module):
         super().__init__()
         encoder, decoder = _U2NET_STAGES[cfg]
         encoder = [(encoder[0][0], in_ch, *encoder[0][2:])] + encoder[1:]
-        for i, stage in enumerate(encoder, start=1):
-            setattr(self, f"stage{i}", make_rsu(*stage))
-            if i < 6:
-                setattr(self, f"pool{i}{i + 1}", nn.MaxPool2d(2, stride=2, ceil_mode=True))
-        for i, stage in zip(range(5, 0, -1), decoder):
-            setattr(self, f"stage{i}d", make_rsu(*stage))
         side_in = [decoder[-1][3]] + [d[3] for d in reversed(decoder[:-1])] + [encoder[-1][3]]
-        for i, ch in enumerate(side_in, start=1):
-            setattr(self, f"side{i}", nn.Conv2d(ch, out_ch, 3, padding=1))
+        self.build_stages(encoder, decoder, side_in, out_ch)
         self.outconv = nn.Conv2d(6 * out_ch, out_ch, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        skips = []
-        hx = x
-        for i in range(1, 6):
-            skips.append(getattr(self, f"stage{i}")(hx))
-            hx = getattr(self, f"pool{i}{i + 1}")(skips[-1])
-        hx = self.stage6(hx)
-        decoded = [hx]  # hx6, hx5d, hx4d, ..., hx1d
-        for i in range(5, 0, -1):
-            skip = skips[i - 1]
-            hx = getattr(self, f"stage{i}d")(torch.cat((upsample_like(hx, skip), skip), 1))
-            decoded.append(hx)
+        decoded = self.encode_decode(x)
         d1 = self.side1(decoded[-1])
         sides = [d1]
         for i in range(2, 7):

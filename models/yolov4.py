@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import ModelSpec, Preprocess, WeightsSource, no_matte
 
 # The 80 class names of the published file's 'classes' list (darknet's coco.names spelling:
 # "motorbike", "aeroplane", "sofa", ...), in the order of the network's class outputs. The loader
@@ -249,10 +249,6 @@ class Yolov4(nn.Module):
             decode_scale(raw, ANCHORS[3 * k : 3 * k + 3], STRIDES[k], self.classes) for k, raw in enumerate(maps)
         ]
         return torch.cat([b for b, _ in decoded], dim=1), torch.cat([c for _, c in decoded], dim=1)
-
-
-def no_matte(_output: object) -> torch.Tensor:
-    raise TypeError("yolov4 is an object detector: it has no matte (see pipeline/auto_select.py)")
 
 
 CHECKPOINTS = [
