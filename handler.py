@@ -1,9 +1,9 @@
-"""RunPod serverless entry point: parse, dispatch, answer. The work is in pipeline/."""
+"""RunPod serverless entry point: parse, dispatch, answer. The work is in worker/."""
 from __future__ import annotations
 
 import runpod
 
-from pipeline.jobs import Worker
+from worker.jobs import Worker
 
 _worker: Worker | None = None
 

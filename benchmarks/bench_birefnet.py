@@ -26,11 +26,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models import parity  # noqa: E402
+import parity  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-ORACLE = {"briaai/RMBG-2.0": "rmbg-2.0", "ZhengPeng7/BiRefNet": "birefnet-general",
-          "ZhengPeng7/BiRefNet_lite": "birefnet-lite"}
+MODELS = ("briaai/RMBG-2.0", "ZhengPeng7/BiRefNet", "ZhengPeng7/BiRefNet_lite")  # one per oracle folder
+ORACLE = {name: parity.checkpoint_oracles()[name] for name in MODELS}
 
 
 def load(name: str, device: str, dtype: torch.dtype, channels_last: bool) -> torch.nn.Module:

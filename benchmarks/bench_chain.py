@@ -24,16 +24,17 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
-from models import parity, registry  # noqa: E402
-from pipeline.chain import MATTER, REFINER  # noqa: E402
-from pipeline.decode import decode  # noqa: E402
-from pipeline.fba_matting import fba_alpha  # noqa: E402
-from pipeline.postprocess import foreground_colour, full_size_alpha  # noqa: E402
-from pipeline.refine import refine  # noqa: E402
-from pipeline.segment import predict_mattes  # noqa: E402
-from pipeline.trimap import make_trimap  # noqa: E402
+import parity
+from models import registry  # noqa: E402
+from carvekit.chain import MATTER, REFINER  # noqa: E402
+from imaging.decode import decode  # noqa: E402
+from carvekit.fba_matting import fba_alpha  # noqa: E402
+from imaging.postprocess import foreground_colour, full_size_alpha  # noqa: E402
+from carvekit.refine import refine  # noqa: E402
+from imaging.segment import predict_mattes  # noqa: E402
+from carvekit.trimap import make_trimap  # noqa: E402
 
-WEIGHTS = {"tracer_b7": "tracer-b7", REFINER: "cascadepsp", MATTER: "fba-matting"}
+WEIGHTS = ["tracer_b7", REFINER, MATTER]
 
 
 def main() -> None:
@@ -51,11 +52,8 @@ def main() -> None:
         return time.perf_counter()
 
     with tempfile.TemporaryDirectory() as tmp:
-        for name, oracle_name in WEIGHTS.items():
-            spec = registry.get_spec(name)
-            parity.save_published(parity.oracle_module().checkpoint(oracle_name), Path(tmp) / spec.weights.filename,
-                                  spec.weights.file_format)
-        models = {name: registry.load(name, device, torch.float32, Path(tmp)) for name in WEIGHTS}
+        parity.install_oracle_weights(WEIGHTS, Path(tmp))
+        models = {name: registry.load(name, Path(tmp), device, torch.float32) for name in WEIGHTS}
     photo = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB").resize((1800, 1268))
     path = Path(tempfile.mkstemp(suffix=".jpg")[1])
     photo.save(path, quality=92)

@@ -28,11 +28,11 @@ SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
 from models import registry  # noqa: E402
-from pipeline.decode import decode  # noqa: E402
-from pipeline.encode import encode_png  # noqa: E402
-from pipeline.postprocess import cutout, full_size_alpha  # noqa: E402
-from pipeline.preprocess import network_batch  # noqa: E402
-from pipeline.storage import S3Storage  # noqa: E402
+from imaging.decode import decode  # noqa: E402
+from imaging.encode import encode_png  # noqa: E402
+from imaging.postprocess import cutout, full_size_alpha  # noqa: E402
+from imaging.preprocess import network_batch  # noqa: E402
+from worker.storage import S3Storage  # noqa: E402
 
 REMBG_SCRIPT = """
 import sys, time, json
@@ -119,7 +119,7 @@ def main() -> None:
     store = S3Storage("bench")
     store.client.create_bucket(Bucket="bench")
     spec = registry.get_spec("u2netp")
-    model = registry.load("u2netp", directory=SHARED / "weights")
+    model = registry.load("u2netp", weights_dir=SHARED / "weights")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {os.cpu_count()} CPUs", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         made = photos(Path(tmp))

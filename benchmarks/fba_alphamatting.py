@@ -2,7 +2,7 @@
 
     python -m benchmarks.fba_alphamatting [--oracle] [--mask-size 2048] [--device cpu] [--limit N]
 
-Runs pipeline.fba_matting.fba_alpha on each photo with its user trimap (0 bg, 128 unknown, 255 fg)
+Runs carvekit.fba_matting.fba_alpha on each photo with its user trimap (0 bg, 128 unknown, 255 fg)
 and prints SAD (sum of |alpha - truth| / 255 / 1000) and MSE over the unknown region, plus seconds
 per image. --oracle uses the parity stand-in checkpoint (random weights: the numbers then only show
 that everything runs and that known regions are respected); otherwise the real `fba` weights.
@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from models import registry
-from pipeline.fba_matting import MASK_SIZE, fba_alpha
+from carvekit.fba_matting import MASK_SIZE, fba_alpha
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "alphamatting"
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=DATA_DIR)
     args = parser.parse_args(argv)
     if args.oracle:
-        from models.parity import load_oracle_model
+        from parity import load_oracle_model
 
         model = load_oracle_model("fba-matting", "fba", seed=0, device=args.device, dtype=torch.float32)
     else:

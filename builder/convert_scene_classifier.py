@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from models import registry
+from worker import config
 
 NAME = "scene_classifier"
 
@@ -45,7 +46,7 @@ def convert(source: Path, out_dir: Path) -> tuple[Path, Path]:
 
 def verify(original: nn.Module, out_dir: Path) -> None:
     """Our network, loaded from the converted file, must give the pickled module's logits."""
-    ours = registry.load(NAME, directory=out_dir)
+    ours = registry.load(NAME, weights_dir=out_dir)
     original = original.float().eval()
     x = torch.rand(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="carvekit's scene_classifier.pth")
     parser.add_argument("out_dir", type=Path, nargs="?", help="output folder (default: WEIGHTS_DIR)")
     args = parser.parse_args(argv)
-    for path in convert(args.source, args.out_dir or registry.weights_dir()):
+    for path in convert(args.source, args.out_dir or config.load().weights_dir):
         print(path)
     return 0
 

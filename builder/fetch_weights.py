@@ -4,40 +4,54 @@
     python -m builder.fetch_weights --all                        # every registered model
 
 Each file goes to WEIGHTS_DIR/<registry filename>, the place `models.registry.load` looks first, so
-the worker never touches the network at run time. Downloads are retried with backoff; files with a
-known SHA-256 are verified. Gated repos (briaai/RMBG-2.0) need HF_TOKEN.
+the worker never touches the network at run time. Every download is taken from the repo commit its
+registry entry pins, retried with backoff, and checked against the SHA-256 / SHA-512 the entry
+states. Files that need converting (a pickled module) are converted here, once. Gated repos
+(briaai/RMBG-2.0) need HF_TOKEN.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from models import registry
-from models.spec import ModelSpec
+from models.spec import Download, ModelSpec
+from worker import config
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+def digest(path: Path, algorithm: str) -> str:
+    hasher = hashlib.new(algorithm)
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            hasher.update(block)
+    return hasher.hexdigest()
 
 
-def download(repo: str, filename: str, revision: str | None, attempts: int = 5) -> Path:
-    """hf_hub_download with retries and exponential backoff."""
+def verify(path: Path, download: Download) -> None:
+    for algorithm, expected in (("sha256", download.sha256), ("sha512", download.sha512)):
+        if expected and digest(path, algorithm) != expected:
+            raise SystemExit(f"{download.repo}/{download.filename}: {path} does not have the expected "
+                             f"{algorithm.upper()} {expected}")
+
+
+def download(source: Download, attempts: int = 5) -> Path:
+    """hf_hub_download of the pinned revision, with retries and exponential backoff."""
     from huggingface_hub import hf_hub_download
 
+    if not source.revision:
+        raise SystemExit(f"{source.repo}/{source.filename}: no revision is pinned in the registry; refusing an "
+                         f"unpinned download")
     for attempt in range(1, attempts + 1):
         try:
-            return Path(hf_hub_download(repo, filename, revision=revision))
+            return Path(hf_hub_download(source.repo, source.filename, revision=source.revision))
         except Exception as exc:  # noqa: BLE001 - network errors of every kind are retried
             if attempt == attempts:
-                raise SystemExit(f"download of {repo}/{filename} failed after {attempts} attempts: {exc}")
+                raise SystemExit(f"download of {source.repo}/{source.filename} failed after {attempts} attempts: {exc}")
             time.sleep(2**attempt)
     raise AssertionError("unreachable")
 
@@ -46,22 +60,17 @@ def fetch(spec: ModelSpec, directory: Path) -> Path:
     """Put the weight file of `spec` at directory/<filename>; files that need converting are converted."""
     source = spec.weights
     target = directory / source.filename
-    if target.is_file() and (not source.sha256 or sha256_of(target) == source.sha256):
+    if target.is_file():
         return target
-    convert_from = spec.extra.get("convert_from")
-    if convert_from:
-        from builder.convert_scene_classifier import convert
-
-        pickled = download(convert_from["hf_repo"], convert_from["hf_filename"], convert_from.get("revision"))
-        convert(pickled, directory)
-        return target
-    if not source.hf_repo:
+    if source.download is None:
         raise SystemExit(f"{spec.name}: no download source is registered; place {source.filename} by hand")
-    cached = download(source.hf_repo, source.repo_filename, spec.extra.get("hf_revision"))
-    if source.sha256 and sha256_of(cached) != source.sha256:
-        raise SystemExit(f"{spec.name}: {cached} does not have the expected SHA-256 {source.sha256}")
+    fetched = download(source.download)
+    verify(fetched, source.download)
+    if source.converter:
+        importlib.import_module(source.converter).convert(fetched, directory)
+        return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cached, target)
+    shutil.copyfile(fetched, target)
     return target
 
 
@@ -76,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in registry.names()]
     if unknown or not names:
         parser.error(f"choose models from: {', '.join(registry.names())}" + (f" (unknown: {unknown})" if unknown else ""))
-    directory = args.dir or registry.weights_dir()
+    directory = args.dir or config.load().weights_dir
     for name in names:
         print(f"{name}: {fetch(registry.get_spec(name), directory)}", flush=True)
     return 0

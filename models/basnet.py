@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 from models.u2net import min_max_normalise
 
 
@@ -142,13 +142,15 @@ CHECKPOINTS = [
         name="basnet",
         family="basnet",
         build=BASNet,
-        weights=WeightsSource("basnet.pth", hf_repo="Carve/basnet-universal", hf_filename="basnet.pth"),
+        weights=WeightsSource("basnet.pth", Download(
+            "Carve/basnet-universal", "basnet.pth", revision="870becbdb364fda6d8fdb2c10b072542f8d08701",
+            sha512="e409cb709f4abca87cb11bd44a9ad3f909044a917977ab65244b4c94dd33"
+                   "8b1a37755c4253d7cb54526b7763622a094d7b676d34b5e6886689256754e5a5e6ad")),
         # carvekit calls resize() without a filter: Pillow's default for RGB is BICUBIC.
         preprocess=Preprocess(size=(320, 320), resample="bicubic", backend="pil", scale="max"),
         to_matte=basnet_matte,
         notes="carvekit recipe: BICUBIC to 320x320, x/max(x), ImageNet mean/std; "
         "matte = min-max of sigmoid(refunet output)",
-        # carvekit's download_models.py pins this revision (it publishes SHA-512, not SHA-256).
-        extra={"hf_revision": "870becbdb364fda6d8fdb2c10b072542f8d08701"},
+        licence="Apache-2.0 (carvekit)",
     ),
 ]

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 from models.swin import SWIN_CONFIGS, swin
 
 Backbone = Literal["swin_v1_l", "swin_v1_t"]
@@ -295,6 +295,8 @@ def _spec(
     notes: str,
     filename: str | None = None,
     hf_repo: str | None = None,
+    revision: str | None = None,
+    licence: str = "",
 ) -> ModelSpec:
     return ModelSpec(
         name=name,
@@ -302,20 +304,21 @@ def _spec(
         build=lambda: BiRefNet(backbone, legacy_patch_order),
         weights=WeightsSource(
             filename or f"{name}/{CHECKPOINT_FILE}",
-            hf_repo=hf_repo,
-            hf_filename=CHECKPOINT_FILE if hf_repo else None,
+            Download(hf_repo, CHECKPOINT_FILE, revision=revision) if hf_repo else None,
             file_format="safetensors",
         ),
         preprocess=Preprocess(size=size, resample="bilinear", backend="torch"),
         to_matte=birefnet_matte,
         default_foreground="blur_fusion",  # the model cards' refine_foreground
+        licence=licence,
         notes=notes,
         extra={"backbone": backbone, "legacy_patch_order": legacy_patch_order},
     )
 
 
 def _hub(name: str, backbone: Backbone, legacy_patch_order: bool, size: tuple[int, int], notes: str) -> ModelSpec:
-    return _spec(name, backbone, legacy_patch_order, size, notes, hf_repo=name)
+    licence = "CC BY-NC 4.0 (BRIA; commercial use needs BRIA's licence)" if name.startswith("briaai/") else "MIT"
+    return _spec(name, backbone, legacy_patch_order, size, notes, hf_repo=name, licence=licence)
 
 
 # Patch order per checkpoint. RMBG-2.0: its published birefnet.py (Decoder.get_patches_batch) is legacy.

@@ -7,7 +7,7 @@ The network refines a segmentation in three passes of one shared backbone + PSP 
 Only the third pass runs the whole upsampling path (up_1 -> up_2 -> up_3 -> final_11/final_21).
 
 The refinement procedure around it (global step, local crops, padding to multiples of 8, carvekit's
-pre- and post-processing) is pipeline/refine.py.
+pre- and post-processing) is carvekit/refine.py.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models.resnet import Bottleneck, ResNet
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 
 class DilatedResNet50(ResNet):
@@ -94,7 +94,7 @@ def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class RefinementModule(nn.Module):
-    """carvekit's RefinementModule; input sides must be multiples of 8 (pipeline/refine.py pads).
+    """carvekit's RefinementModule; input sides must be multiples of 8 (carvekit/refine.py pads).
 
     forward(x, seg, inter_s8) takes the ImageNet-normalised image [B,3,H,W], the segmentation in
     [-1,1] [B,1,H,W] and, optionally, a previous estimate in [-1,1] that replaces the first pass (it
@@ -148,7 +148,7 @@ def refined_matte(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
 # carvekit runs cascadepsp.pth on the CPU and the CarveSet fine-tune on CUDA (its CPU warning says the
 # fine-tune is extremely slow there). Both are refiners, not segmenters: `preprocess` records the image
 # normalisation and carvekit's input_tensor_size (900) as the square size; the real recipe (thumbnail
-# to 2048, binarised mask in [-1,1], global + local steps) is pipeline/refine.py. Half precision is
+# to 2048, binarised mask in [-1,1], global + local steps) is carvekit/refine.py. Half precision is
 # unmeasured and the procedure thresholds predictions at 0.5, so float32 only.
 _PREPROCESS = Preprocess(size=(900, 900), resample="bicubic", backend="pil", scale="255")
 
@@ -157,28 +157,31 @@ CHECKPOINTS = [
         name="cascadepsp",
         family="cascadepsp",
         build=RefinementModule,
-        weights=WeightsSource("cascadepsp.pth", hf_repo="Carve/cascadepsp", hf_filename="cascadepsp.pth"),
+        weights=WeightsSource("cascadepsp.pth", Download(
+            "Carve/cascadepsp", "cascadepsp.pth", revision="3ca1e5e432344b1277bc88d1c6d4265c46cff62f",
+            sha512="3f895f5126d80d6f73186f045557ea7c8eab4dfa3d69a995815bb2c03d564573f36c474f04d7bf00"
+                   "22a27829f583a1a793b036adf801cb423e41a4831b830122")),
         preprocess=_PREPROCESS,
         to_matte=refined_matte,
         half_ok=False,
         role="refinement",
-        notes="carvekit CascadePSP (pretrained on MSRA-10K, DUT-OMRON, ECSSD, FSS-1000); HF revision "
-        "3ca1e5e432344b1277bc88d1c6d4265c46cff62f; run it with pipeline.refine.refine",
+        licence="MIT (CascadePSP)",
+        notes="carvekit CascadePSP (pretrained on MSRA-10K, DUT-OMRON, ECSSD, FSS-1000); "
+        "run it with carvekit.refine.refine",
     ),
     ModelSpec(
         name="cascadepsp-carveset",
         family="cascadepsp",
         build=RefinementModule,
-        weights=WeightsSource(
-            "cascadepsp_finetuned_carveset.pth",
-            hf_repo="Carve/cascadepsp",
-            hf_filename="cascadepsp_finetuned_carveset.pth",
-        ),
+        weights=WeightsSource("cascadepsp_finetuned_carveset.pth", Download(
+            "Carve/cascadepsp", "cascadepsp_finetuned_carveset.pth",
+            revision="575728e071af43aa4500fc52005d3e29eb2571b4")),
         preprocess=_PREPROCESS,
         to_matte=refined_matte,
         half_ok=False,
         role="refinement",
-        notes="carvekit's CUDA default: CascadePSP fine-tuned on CarveSet, DUTS-HD, DIS; HF revision "
-        "575728e071af43aa4500fc52005d3e29eb2571b4; run it with pipeline.refine.refine",
+        licence="MIT (CascadePSP); fine-tune Apache-2.0 (carvekit)",
+        notes="carvekit's CUDA default: CascadePSP fine-tuned on CarveSet, DUTS-HD, DIS; "
+        "run it with carvekit.refine.refine",
     ),
 ]

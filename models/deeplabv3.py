@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torchvision.models.segmentation import deeplabv3_resnet101
 from torchvision.models.segmentation.deeplabv3 import DeepLabV3 as TorchvisionDeepLabV3
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 
 class DeepLabV3(TorchvisionDeepLabV3):
@@ -49,13 +49,15 @@ CHECKPOINTS = [
         name="deeplabv3",
         family="deeplabv3",
         build=DeepLabV3,
-        weights=WeightsSource("deeplab.pth", hf_repo="Carve/deeplabv3-resnet101", hf_filename="deeplab.pth"),
+        weights=WeightsSource("deeplab.pth", Download(
+            "Carve/deeplabv3-resnet101", "deeplab.pth", revision="d504005392fc877565afdf58aad0cd524682d2b0",
+            sha512="9c5a1795bc8baa267200a44b49ac544a1ba2687d210f63777e4bd715387324469a59b072f8a28"
+                   "9cc471c637b367932177e5b312e8ea6351c1763d9ff44b4857c")),
         preprocess=Preprocess(size=(1024, 1024), resample="bicubic", backend="pil", scale="255", fit="thumbnail"),
         to_matte=deeplab_matte,
         notes="carvekit recipe: PIL thumbnail((1024, 1024), BICUBIC, reducing_gap=2.0) -- keeps the aspect "
         "ratio and only shrinks, so the input is NOT 1024x1024 -- then x/255 and ImageNet mean/std; "
         "matte = ((argmax class * 255) mod 256) / 255",
-        # carvekit's download_models.py pins this revision (it publishes SHA-512, not SHA-256).
-        extra={"hf_revision": "d504005392fc877565afdf58aad0cd524682d2b0"},
+        licence="Apache-2.0 (carvekit)",
     ),
 ]

@@ -8,7 +8,7 @@ The network takes four tensors at the same (H, W), H and W multiples of 8:
   two_chan_trimap   [B,2,H,W] ch0 = definite background, ch1 = definite foreground
   image_n           [B,3,H,W] image normalised with ImageNet mean/std in that same channel order
   trimap_transformed [B,6,H,W] Gaussians of the distance to each known region
-and returns [B,7,H,W] = (alpha, F rgb, B rgb) after FBA fusion. pipeline/fba_matting.py builds the
+and returns [B,7,H,W] = (alpha, F rgb, B rgb) after FBA fusion. carvekit/fba_matting.py builds the
 inputs from an image and a trimap exactly as carvekit's FBAMatting wrapper does.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 
 class WSConv2d(nn.Conv2d):
@@ -188,14 +188,18 @@ CHECKPOINTS = [
         name="fba",
         family="fba",
         build=FBA,
-        weights=WeightsSource("fba_matting.pth", hf_repo="Carve/fba", hf_filename="fba_matting.pth"),
+        weights=WeightsSource("fba_matting.pth", Download(
+            "Carve/fba", "fba_matting.pth", revision="a5d3457df0fb9c88ea19ed700d409756ca2069d1",
+            sha512="890906ec94c1bfd2ad08707a63e4ccb0955d7f5d25e32853950c24c78"
+                   "4cbad2e59be277999defc3754905d0f15aa75702cdead3cfe669ff72f08811c52971613")),
         # Closest fit only: the real input recipe (PIL BICUBIC thumbnail to fit 2048, BGR, Lanczos4
-        # stretch to multiples of 8, trimap encodings) is pipeline/fba_matting.py's fba_inputs.
+        # stretch to multiples of 8, trimap encodings) is carvekit/fba_matting.py's fba_inputs.
         preprocess=Preprocess(size=(2048, 2048), resample="bicubic", backend="pil", scale="255"),
         to_matte=fba_matte,
         half_ok=False,
         role="matting",
-        notes="carvekit FBAMatting (Carve/fba rev a5d3457, sha512 890906ec...71613); needs a trimap: "
-        "run through pipeline.fba_matting.fba_alpha, not the generic matte path",
+        licence="MIT (FBA Matting)",
+        notes="carvekit FBAMatting; needs a trimap: "
+        "run through carvekit.fba_matting.fba_alpha, not the generic matte path",
     ),
 ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 from models.u2net import RSUNet, min_max_normalise, upsample_like
 
 # (height, in, mid, out) of the six encoder and five decoder stages; height 0 is RSU-4F.
@@ -57,13 +57,13 @@ CHECKPOINTS = [
         name="isnet",
         family="isnet",
         build=ISNetDIS,
-        weights=WeightsSource("isnet-97-carveset.pth", hf_repo="Carve/isnet", hf_filename="isnet-97-carveset.pth"),
+        weights=WeightsSource("isnet-97-carveset.pth", Download(
+            "Carve/isnet", "isnet-97-carveset.pth", revision="1339c55402b1c835020a987a2dd7a710a69dc129")),
         preprocess=Preprocess(size=(1024, 1024), mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
                               resample="bicubic", backend="pil", scale="255"),
         to_matte=isnet_matte,
         notes="carvekit recipe: BICUBIC to 1024x1024, x/255, mean 0.5 std 1.0; matte = min-max of sigmoid(d1)",
-        # carvekit's download_models.py pins this revision (it publishes SHA-512, not SHA-256).
-        extra={"hf_revision": "1339c55402b1c835020a987a2dd7a710a69dc129"},
+        licence="Apache-2.0 (carvekit)",
     ),
     # DIS's general-use weights as rembg runs them. The reference file is a float16 rebuild with the
     # BatchNorms folded into the convolutions (BN left as identity); the loader casts it to the model

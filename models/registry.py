@@ -8,7 +8,7 @@ parity oracle's stand-ins alike.
 from __future__ import annotations
 
 import importlib
-import os
+import zipfile
 from pathlib import Path
 
 import torch
@@ -52,27 +52,25 @@ def get_spec(name: str) -> ModelSpec:
     return _SPECS[name]
 
 
-def names() -> list[str]:
-    return list(_SPECS)
+def names(role: str | None = None) -> list[str]:
+    """Registered checkpoint names, optionally only those of one role."""
+    return [name for name, spec in _SPECS.items() if role is None or spec.role == role]
 
 
-def weights_dir() -> Path:
-    return Path(os.environ.get("WEIGHTS_DIR", "weights")).expanduser()
-
-
-def find_weights(spec: ModelSpec, directory: Path | None = None) -> Path:
-    """The local weight file of `spec`: WEIGHTS_DIR first, then the Hugging Face cache (offline)."""
-    candidate = (directory or weights_dir()) / spec.weights.filename
+def find_weights(spec: ModelSpec, weights_dir: Path) -> Path:
+    """The local weight file of `spec`: the weights folder first, then the Hugging Face cache (offline)."""
+    candidate = Path(weights_dir) / spec.weights.filename
     searched = [candidate]
     if candidate.is_file():
         return candidate
-    if spec.weights.hf_repo:
+    download = spec.weights.download
+    if download and not spec.weights.converter:
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(spec.weights.hf_repo, spec.weights.repo_filename)
+        cached = try_to_load_from_cache(download.repo, download.filename, revision=download.revision)
         if isinstance(cached, str) and Path(cached).is_file():
             return Path(cached)
-        searched.append(Path(f"hf-cache:{spec.weights.hf_repo}/{spec.weights.repo_filename}"))
+        searched.append(Path(f"hf-cache:{download.repo}/{download.filename}"))
     raise WeightsNotFound(spec, searched)
 
 
@@ -83,15 +81,18 @@ def read_state_dict(path: Path, source: WeightsSource) -> StateDict:
 
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    if source.wrap:
-        state = state[source.wrap]
-    return dict(state)
+        # Memory-mapped where the file is torch's zip format: tensors are read once, straight into use.
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=zipfile.is_zipfile(path))
+    return dict(source.unwrap(state))
 
 
-def load_state(model: nn.Module, state: StateDict) -> None:
-    """Strict load that reports every missing and unexpected key by name."""
-    result = model.load_state_dict(state, strict=False)
+def load_state(model: nn.Module, state: StateDict, assign: bool = False) -> None:
+    """Strict load that reports every missing and unexpected key by name.
+
+    assign=True adopts the given tensors instead of copying into the module's (a module built on the
+    meta device has no storage to copy into).
+    """
+    result = model.load_state_dict(state, strict=False, assign=assign)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointMismatch(
             f"checkpoint does not fit {type(model).__name__}: "
@@ -101,13 +102,13 @@ def load_state(model: nn.Module, state: StateDict) -> None:
 
 
 def segmentation_names() -> list[str]:
-    """The names a job's `model` may take (besides local weight folders)."""
-    return [name for name, spec in _SPECS.items() if spec.role == "segmentation"]
+    """The names a job's `model` may take for background removal (besides local weight folders)."""
+    return names("segmentation")
 
 
-def resolve(name: str) -> ModelSpec:
-    """The segmentation spec a job's `model` names: a registered one, or a folder under WEIGHTS_DIR
-    holding weights a family can read (`spec_from_folder`). KeyError when there is none."""
+def resolve(name: str, weights_dir: Path) -> ModelSpec:
+    """The segmentation spec a job's `model` names: a registered one, or a folder under the weights
+    folder holding weights a family can read (`spec_from_folder`). KeyError when there is none."""
     spec = _SPECS.get(name)
     if spec is not None:
         if spec.role != "segmentation":
@@ -116,7 +117,7 @@ def resolve(name: str) -> ModelSpec:
     parts = name.split("/")
     if not name or name.startswith("/") or any(p in ("", ".", "..") for p in parts):
         raise KeyError(name)
-    folder = weights_dir() / name
+    folder = Path(weights_dir) / name
     if folder.is_dir():
         for family in FAMILIES:
             module = importlib.import_module(f"models.{family}")
@@ -126,20 +127,33 @@ def resolve(name: str) -> ModelSpec:
     raise KeyError(name)
 
 
+def _build_with_weights(spec: ModelSpec, state: StateDict) -> nn.Module:
+    """The network with the file's tensors, without first filling it with random weights: built on
+    the meta device and given the loaded tensors (cold start: no init kernels, no second copy). A
+    network that computes tensors outside its state dict at construction is built normally."""
+    with torch.device("meta"):
+        model = spec.build()
+    load_state(model, spec.remap_keys(state, model), assign=True)
+    if any(t.is_meta for t in (*model.parameters(), *model.buffers())):
+        model = spec.build()
+        load_state(model, spec.remap_keys(state, model))
+    return model
+
+
 def load_spec(
     spec: ModelSpec,
+    weights_dir: Path,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    directory: Path | None = None,
 ) -> nn.Module:
     """Build the network of `spec`, load its published weight file, move it, eval mode.
 
-    Networks whose weights do not survive half precision (spec.half_ok False) stay in float32.
+    Float tensors are read as float32 whatever the file stores (some published files are float16);
+    networks whose weights do not survive half precision (spec.half_ok False) stay in float32.
     """
-    path = find_weights(spec, directory)
-    model = spec.build()
+    path = find_weights(spec, weights_dir)
     state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path, spec.weights).items()}
-    load_state(model, spec.remap_keys(state))
+    model = _build_with_weights(spec, state)
     if dtype != torch.float32 and not spec.half_ok:
         dtype = torch.float32
     model.eval().requires_grad_(False)
@@ -151,12 +165,12 @@ def load_spec(
 
 def load(
     name: str,
+    weights_dir: Path,
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
-    directory: Path | None = None,
 ) -> nn.Module:
-    """The one loader: checkpoint `name` from WEIGHTS_DIR (or `directory`), ready for inference."""
-    return load_spec(get_spec(name), device, dtype, directory)
+    """The one loader: registered checkpoint `name` from `weights_dir`, ready for inference."""
+    return load_spec(get_spec(name), weights_dir, device, dtype)
 
 
 def _register_families() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from torch import nn
 from torchvision.models import densenet161
 
-from models.spec import ModelSpec, Preprocess, WeightsSource, no_matte
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 
 class CheckpointSizedLinear(nn.Linear):
@@ -43,27 +43,24 @@ CHECKPOINTS = [
         name="scene_classifier",
         family="scene_classifier",
         build=build,
-        # No hf_repo: the published file is a pickle that must be converted first (see `extra`), so the
-        # Hugging Face cache never holds a file this loader can read.
-        weights=WeightsSource("scene_classifier.safetensors", file_format="safetensors"),
+        # The published file is a pickled module: builder/ converts it once, at build time, so the
+        # worker never unpickles anything.
+        weights=WeightsSource(
+            "scene_classifier.safetensors",
+            Download("Carve/scene_classifier", "scene_classifier.pth", revision="71c8e4c771dd5a20ff0c5c9e3c8f1c9cf8082740",
+                     sha512="6d8692510abde453b406a1fea557afdea62fd2a2a2677283a3ecc2"
+                            "341a4895ee99ed65cedcb79b80775db14c3ffcfc0aad2caec1d85140678852039d2d4e76b4"),
+            converter="builder.convert_scene_classifier",
+            file_format="safetensors",
+        ),
         # The real recipe (shorter side to 256 bilinear, centre crop 224, ImageNet mean/std) is
-        # pipeline/auto_select.scene_input: a resize-and-crop does not fit Preprocess.
+        # carvekit/auto_select.scene_input: a resize-and-crop does not fit Preprocess.
         preprocess=Preprocess(size=(224, 224), resample="bilinear", backend="pil"),
-        to_matte=no_matte,
         # The top-1 class chooses the segmentation network: keep carvekit's default float32.
         half_ok=False,
         role="classifier",
         notes="carvekit scene classifier (hard/soft/digital), converted from Carve/scene_classifier",
-        extra={
-            "class_map": "scene_classifier.json",
-            "convert_from": {
-                "hf_repo": "Carve/scene_classifier",
-                "hf_filename": "scene_classifier.pth",
-                "revision": "71c8e4c771dd5a20ff0c5c9e3c8f1c9cf8082740",
-                "sha512": "6d8692510abde453b406a1fea557afdea62fd2a2a2677283a3ecc2"
-                          "341a4895ee99ed65cedcb79b80775db14c3ffcfc0aad2caec1d85140678852039d2d4e76b4",
-                "command": "python -m builder.convert_scene_classifier",
-            },
-        },
+        licence="Apache-2.0 (carvekit)",
+        extra={"class_map": "scene_classifier.json"},
     ),
 ]

@@ -16,26 +16,61 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 StateDict = dict[str, torch.Tensor]
+KeyMap = Callable[[StateDict, nn.Module], StateDict]
+
+# What a network is for. Only "segmentation" networks answer a job's `model` for background removal;
+# the others are steps of a chain or serve another task.
+Role = Literal[
+    "segmentation",  # image -> matte (BiRefNet, carvekit's networks)
+    "matting",  # image + trimap -> alpha (FBA)
+    "refinement",  # image + mask -> refined mask (CascadePSP)
+    "classifier",  # picks a chain (scene classifier, YOLOv4)
+    "upscaler",  # image -> larger image (Real-ESRGAN)
+    "face_detector",  # image -> faces and landmarks (RetinaFace)
+    "face_restorer",  # aligned face -> restored face (GFPGAN)
+    "face_parser",  # face -> parts (ParseNet)
+    "background_matting",  # image + background plate -> alpha and foreground (BackgroundMattingV2)
+]
 
 
-def identity_keys(state: StateDict) -> StateDict:
+def identity_keys(state: StateDict, _model: nn.Module) -> StateDict:
     return state
 
 
 @dataclass(frozen=True)
+class Download:
+    """Where builder/ fetches a file from: a Hugging Face repo pinned to one commit, with checksums."""
+
+    repo: str
+    filename: str  # the file inside the repo
+    revision: str | None  # the repo commit the file is taken from (40 hex digits); None: not yet pinned
+    sha256: str | None = None  # checked after download where known
+    sha512: str | None = None  # where the publisher states SHA-512 only (carvekit)
+
+
+@dataclass(frozen=True)
 class WeightsSource:
-    """A weight file: its name under WEIGHTS_DIR and where builder/ downloads it from."""
+    """A weight file: its name under the weights folder, where it comes from and how it is stored."""
 
-    filename: str  # path relative to WEIGHTS_DIR, e.g. "u2netp.pth" or "briaai/RMBG-2.0/model.safetensors"
-    hf_repo: str | None = None  # Hugging Face repo builder/ downloads from
-    hf_filename: str | None = None  # file inside that repo (defaults to the basename of `filename`)
-    sha256: str | None = None  # checked by builder/ after download when known
+    filename: str  # path relative to the weights folder, e.g. "u2netp.pth" or "briaai/RMBG-2.0/model.safetensors"
+    download: Download | None = None  # None: no public copy in this exact format; placed by hand
+    sha256: str | None = None  # of a file placed by hand (no download), where known
+    # A builder/ module that turns the downloaded file into `filename` (e.g. a pickled module into
+    # safetensors); None when the download is the file itself.
+    converter: str | None = None
     file_format: Literal["torch", "safetensors"] = "torch"
-    wrap: str | None = None  # key the state dict is stored under inside the file ("params_ema", ...)
+    # Keys the state dict may be stored under inside the file, first present wins (BasicSR's
+    # ("params_ema", "params")); empty when the file is the state dict itself.
+    wrap: tuple[str, ...] = ()
 
-    @property
-    def repo_filename(self) -> str:
-        return self.hf_filename or self.filename.rsplit("/", 1)[-1]
+    def unwrap(self, stored: dict) -> dict:
+        """The state dict inside a file's top-level dict."""
+        for key in self.wrap:
+            if key in stored:
+                return stored[key]
+        if self.wrap:
+            raise KeyError(f"none of the keys {list(self.wrap)} in the weight file (found {sorted(stored)[:5]})")
+        return stored
 
 
 @dataclass(frozen=True)
@@ -65,20 +100,20 @@ class ModelSpec:
     family: str  # the models/<family>.py file that builds it
     build: Callable[[], nn.Module]
     weights: WeightsSource
-    preprocess: Preprocess
-    # Turns the network's raw output into a [B,1,h,w] matte in [0,1] at the network's resolution.
-    to_matte: Callable[[object], torch.Tensor]
-    remap_keys: Callable[[StateDict], StateDict] = identity_keys
-    # Precisions the published weights are known to survive; others fall back to float32.
+    # Segmentation networks: the recipe that makes the input, and the function that turns the
+    # network's raw output into a [B,1,h,w] matte in [0,1]. Other roles bring their own procedures.
+    preprocess: Preprocess | None = None
+    to_matte: Callable[[object], torch.Tensor] | None = None
+    remap_keys: KeyMap = identity_keys  # the file's keys onto the module's (timm's checkpoint_filter_fn)
+    # False: the published weights are known not to survive half precision; the network stays float32.
     half_ok: bool = True
-    # "segmentation" networks answer a job's `model`; the others are steps of a chain.
-    role: Literal["segmentation", "matting", "refinement", "classifier"] = "segmentation"
+    role: Role = "segmentation"
     # What `foreground: "auto"` means for this network's cut-outs.
     default_foreground: Literal["blur_fusion", "none"] = "none"
+    licence: str = ""
     notes: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)  # family-specific facts (class names, patch order, ...)
 
-
-def no_matte(_output: object) -> torch.Tensor:
-    """`to_matte` of networks that are steps of a chain (classifiers): they never answer a job."""
-    raise TypeError("this network is a classifier: it has no matte (see pipeline/auto_select.py)")
+    def __post_init__(self) -> None:
+        if self.role == "segmentation" and (self.preprocess is None or self.to_matte is None):
+            raise ValueError(f"{self.name}: a segmentation spec needs `preprocess` and `to_matte`")

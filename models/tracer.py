@@ -11,14 +11,13 @@ padding recomputed from the actual input, which differs (e.g. the third stride-2
 """
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, StateDict, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, StateDict, WeightsSource
 
 # --- EfficientNet-B7 encoder ------------------------------------------------------------------
 
@@ -332,20 +331,14 @@ def tracer_matte(logits: torch.Tensor) -> torch.Tensor:
     return torch.sigmoid(logits.float())
 
 
-@functools.cache
-def _tracer_keys() -> frozenset[str]:
-    with torch.device("meta"):
-        return frozenset(TracerB7().state_dict())
-
-
-def drop_foreign_keys(state: StateDict) -> StateDict:
+def drop_foreign_keys(state: StateDict, model: nn.Module) -> StateDict:
     """Keep only TracerB7's keys.
 
     carvekit loads tracer_b7.pth with strict=False because the file also holds weights of an edge
     detector the network does not use (carvekit's own TODO); those are dropped here. A key the
     network needs but the file lacks is still reported by the strict loader.
     """
-    keys = _tracer_keys()
+    keys = model.state_dict().keys()
     return {k: v for k, v in state.items() if k in keys}
 
 
@@ -362,7 +355,8 @@ CHECKPOINTS = [
         name="tracer_b7",
         family="tracer",
         build=TracerB7,
-        weights=WeightsSource("tracer-b7-carveset-finetuned.pth", hf_repo="Carve/tracer_b7"),
+        weights=WeightsSource("tracer-b7-carveset-finetuned.pth", Download(
+            "Carve/tracer_b7", "tracer-b7-carveset-finetuned.pth", revision="d84434bc214d7b23cb58d247e67c6ec3fe991ac8")),
         preprocess=Preprocess(size=(960, 960), resample="bilinear", backend="torch", scale="255",
                               antialias=False),
         to_matte=tracer_matte,
@@ -370,7 +364,6 @@ CHECKPOINTS = [
         half_ok=False,
         notes="carvekit recipe: x/255, torch bilinear resize to 960x960 (no antialias), ImageNet mean/std; "
               "matte = sigmoid of the fused map (carvekit then truncates x*255 to uint8)",
-        # carvekit's download_models.py pins this revision (no SHA-256 published).
-        extra={"hf_revision": "d84434bc214d7b23cb58d247e67c6ec3fe991ac8"},
+        licence="Apache-2.0 (carvekit)",
     ),
 ]

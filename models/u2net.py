@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 
 def upsample_like(src: torch.Tensor, tar: torch.Tensor) -> torch.Tensor:
@@ -193,8 +193,9 @@ CHECKPOINTS = [
         name="u2netp",
         family="u2net",
         build=lambda: U2Net("lite"),
-        weights=WeightsSource("u2netp.pth", hf_repo="tomjackson2023/rembg", hf_filename="u2netp.pth",
-                              sha256="55a9130168184e0666f0679a74639b92d40f78dc0b1df0a0edb0b29bf2060710"),
+        weights=WeightsSource("u2netp.pth", Download(
+            "tomjackson2023/rembg", "u2netp.pth", revision=None,
+            sha256="55a9130168184e0666f0679a74639b92d40f78dc0b1df0a0edb0b29bf2060710")),
         preprocess=Preprocess(size=(320, 320), resample="lanczos", backend="pil", scale="max"),
         to_matte=u2net_matte,
         half_ok=False,
@@ -204,7 +205,10 @@ CHECKPOINTS = [
         name="u2net",
         family="u2net",
         build=lambda: U2Net("full"),
-        weights=WeightsSource("u2net.pth", hf_repo="Carve/u2net-universal", hf_filename="full_weights.pth"),
+        weights=WeightsSource("u2net.pth", Download(
+            "Carve/u2net-universal", "full_weights.pth", revision="10305d785481cf4b2eee1d447c39cd6e5f43d74b",
+            sha512="16f8125e2fedd8c85db0e001ee15338b4aa2fda77bab8ba70c25e"
+                   "bea1533fda5ee70a909b934a9bd495b432cef89d629f00a07858a517742476fa8b346de24f7")),
         preprocess=Preprocess(size=(320, 320), resample="bicubic", backend="pil", scale="max"),
         to_matte=u2net_matte,
         half_ok=False,

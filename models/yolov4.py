@@ -1,5 +1,5 @@
 """YOLOv4 (Bochkovskiy et al. 2020) as carvekit ships it for its `auto` pipeline: the object detector
-whose COCO classes decide which segmentation network a photo gets (pipeline/auto_select.py).
+whose COCO classes decide which segmentation network a photo gets (carvekit/auto_select.py).
 
 Module names follow Tianxiaomo/pytorch-YOLOv4 models.py, the layout of carvekit's published
 `yolov4_coco_with_classes.pth` (including the neck's misspelt key prefix `neek.`): a CSPDarknet53
@@ -8,7 +8,7 @@ backbone with Mish (down1..down5), an SPP + PAN neck with LeakyReLU(0.1), and a 
 
 In inference mode the network returns carvekit's `get_region_boxes` output: boxes [B,N,1,4] as
 x1y1x2y2 relative to the input, and confs [B,N,classes] = sigmoid(objectness) * sigmoid(class);
-the confidence threshold and per-class NMS are pipeline steps (pipeline/auto_select.py).
+the confidence threshold and per-class NMS are pipeline steps (carvekit/auto_select.py).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import ModelSpec, Preprocess, WeightsSource, no_matte
+from models.spec import Download, ModelSpec, Preprocess, WeightsSource
 
 # The 80 class names of the published file's 'classes' list (darknet's coco.names spelling:
 # "motorbike", "aeroplane", "sofa", ...), in the order of the network's class outputs. The loader
@@ -256,26 +256,19 @@ CHECKPOINTS = [
         name="yolov4",
         family="yolov4",
         build=Yolov4,
-        weights=WeightsSource(
-            "yolov4_coco_with_classes.pth",
-            hf_repo="Carve/yolov4_coco",
-            hf_filename="yolov4_coco_with_classes.pth",
-            wrap="state",
-        ),
+        weights=WeightsSource("yolov4_coco_with_classes.pth", Download(
+            "Carve/yolov4_coco", "yolov4_coco_with_classes.pth", revision="e3fc9cd22f86e456d2749d1ae148400f2f950fb3",
+            sha512="44b6ec2dd35dc3802bf8c512002f76e00e97bfbc86bc7af6de2fafce229a41b4ca"
+                   "12c6f3d7589278c71cd4ddd62df80389b148c19b84fa03216905407a107fff"), wrap=("state",)),
         # carvekit: PIL resize to 608x608 with Pillow's default filter (bicubic for RGB), x/255, no mean/std.
         preprocess=Preprocess(size=(608, 608), mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0), resample="bicubic",
                               backend="pil", scale="255"),
-        to_matte=no_matte,
         # Detections are thresholded at 0.4 and choose the segmentation network: carvekit's default
         # precision (float32) keeps those decisions.
         half_ok=False,
         role="classifier",
         notes="carvekit auto pipeline object detector; file is {'state': state_dict, 'classes': [80 names]}",
-        extra={
-            "classes": COCO_CLASSES,
-            "hf_revision": "e3fc9cd22f86e456d2749d1ae148400f2f950fb3",
-            "sha512": "44b6ec2dd35dc3802bf8c512002f76e00e97bfbc86bc7af6de2fafce229a41b4ca"
-                      "12c6f3d7589278c71cd4ddd62df80389b148c19b84fa03216905407a107fff",
-        },
+        licence="Apache-2.0 (carvekit); YOLOv4 weights: darknet's, public domain",
+        extra={"classes": COCO_CLASSES},
     ),
 ]

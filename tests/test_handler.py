@@ -271,22 +271,22 @@ def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path):
     """The default model end to end: the oracle's RMBG-2.0 stand-in saved as model.safetensors."""
     import torch
 
-    from models import parity, registry
-    from pipeline.decode import decode
-    from pipeline.postprocess import full_size_alpha
-    from pipeline.segment import predict_mattes
+    import parity
+    from models import registry
+    from imaging.decode import decode
+    from imaging.postprocess import full_size_alpha
+    from imaging.segment import predict_mattes
 
     name, client = bucket
     spec = registry.get_spec("briaai/RMBG-2.0")
-    parity.save_published(parity.oracle_module().checkpoint("rmbg-2.0"), tmp_path / spec.weights.filename,
-                          "safetensors")
+    parity.install_oracle_weights([spec.name], tmp_path)
     photo = Image.open(CAR).convert("RGB").resize((240, 180))
     client.put_object(Bucket=name, Key="ogs/rmbg", Body=_bytes(photo, "PNG"))
     done = run_local(worker_env(s3_server, name, WEIGHTS_DIR=str(tmp_path)), {"id": "rmbg"})
     assert done.returncode == 0, done.stdout + done.stderr
     out = read_png(client, name, "img/rmbg/trans.png")
     assert out.mode == "RGBA" and out.size == photo.size
-    model = registry.load("briaai/RMBG-2.0", directory=tmp_path)
+    model = registry.load("briaai/RMBG-2.0", weights_dir=tmp_path)
     image = decode(_bytes(photo, "PNG"), 10**9)
     expected = full_size_alpha(predict_mattes(model, spec, [image.rgb], batch_size=1)[0], image)
     got = torch.from_numpy(np.asarray(out)[..., 3].copy())

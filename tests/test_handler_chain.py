@@ -10,13 +10,13 @@ from torch import nn
 from torchvision.models import densenet161
 
 from builder.convert_scene_classifier import convert
-from models import parity, registry
+import parity
+from models import registry
 from tests.conftest import free_port, keys_under
 from tests.test_handler import CAR, _bytes, read_png, runsync, serve_api, worker_env
 
-# registry name -> oracle folder whose stand-in checkpoint it loads
-ORACLE_WEIGHTS = {"tracer_b7": "tracer-b7", "isnet": "isnet", "cascadepsp-carveset": "cascadepsp",
-                  "fba": "fba-matting", "yolov4": "yolov4"}
+# the chain's networks, as the oracle's stand-in checkpoints
+CHAIN_NETWORKS = ["tracer_b7", "isnet", "cascadepsp-carveset", "fba", "yolov4"]
 # Small sizes keep the CPU run short; the defaults (960 / 900 / 2048) take minutes per image here.
 SMALL = {"seg_mask_size": 320, "refine_mask_size": 256, "matting_mask_size": 256}
 
@@ -35,10 +35,7 @@ def chain_api(s3_server, tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("chain")
     weights = tmp / "weights"
-    for name, oracle_name in ORACLE_WEIGHTS.items():
-        spec = registry.get_spec(name)
-        parity.save_published(parity.oracle_module().checkpoint(oracle_name), weights / spec.weights.filename,
-                              spec.weights.file_format)
+    parity.install_oracle_weights(CHAIN_NETWORKS, weights)
     scene_classifier(weights, tmp)
     bucket_name = f"chain-{free_port()}"
     client = boto3.client("s3")

@@ -1,4 +1,4 @@
-"""BASNet against the parity oracle, through the real loader path."""
+"""BASNet's matte (its parity cases run in tests/parity)."""
 from __future__ import annotations
 
 import torch

@@ -7,40 +7,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from models import parity, registry
-from models.birefnet import CHECKPOINTS, BiRefNet, spec_from_folder
+import parity
+from models import registry
+from models.birefnet import BiRefNet, spec_from_folder
 
-ORACLE_CHECKPOINTS = {
-    "rmbg-2.0": "briaai/RMBG-2.0",
-    "birefnet-general": "ZhengPeng7/BiRefNet",
-    "birefnet-lite": "ZhengPeng7/BiRefNet_lite",
-}
-EXPECTED_OUTPUTS = {
-    "rmbg-2.0": {"logits", "aux_m4", "aux_m3", "aux_m2"},
-    "birefnet-general": {"logits", "logits_legacy_patch_order"},
-    "birefnet-lite": {"logits", "logits_legacy_patch_order"},
-}
-
-
-def test_registry_entries():
-    specs = {spec.name: spec for spec in CHECKPOINTS}
-    assert set(specs) == {
-        "briaai/RMBG-2.0", "ZhengPeng7/BiRefNet", "ZhengPeng7/BiRefNet_lite", "ZhengPeng7/BiRefNet-matting",
-        "ZhengPeng7/BiRefNet-portrait", "ZhengPeng7/BiRefNet_HR", "ZhengPeng7/BiRefNet_lite-2K",
-    }
-    for name, spec in specs.items():
-        assert registry.get_spec(name) is spec
-        assert spec.weights.filename == f"{name}/model.safetensors"
-        assert spec.weights.hf_repo == name and spec.weights.repo_filename == "model.safetensors"
-        assert spec.weights.file_format == "safetensors"
-        assert spec.preprocess.backend == "torch" and spec.preprocess.resample == "bilinear"
-        assert spec.preprocess.size[0] % 32 == 0 and spec.preprocess.size[1] % 32 == 0
-    assert specs["ZhengPeng7/BiRefNet_HR"].preprocess.size == (2048, 2048)
-    assert specs["ZhengPeng7/BiRefNet_lite-2K"].preprocess.size == (1440, 2560)  # (height, width)
-    assert specs["briaai/RMBG-2.0"].extra["legacy_patch_order"] is True
-    assert specs["ZhengPeng7/BiRefNet_HR"].extra["legacy_patch_order"] is False
+def test_matte_is_the_float32_sigmoid_of_the_logits():
     logits = torch.tensor([[[[0.0, 100.0]]]], dtype=torch.float16)
-    matte = specs["briaai/RMBG-2.0"].to_matte(logits)
+    matte = registry.get_spec("briaai/RMBG-2.0").to_matte(logits)
     assert matte.dtype == torch.float32 and matte.flatten().tolist() == [0.5, 1.0]
 
 
@@ -87,9 +60,10 @@ def test_spec_from_folder_loads_a_local_checkpoint(tmp_path):
     spec = spec_from_folder(tmp_path)
     assert spec.extra == {"backbone": "swin_v1_t", "legacy_patch_order": False}
     assert spec.preprocess.size == (1024, 1024)
-    assert registry.find_weights(spec) == tmp_path / "model.safetensors"
+    assert registry.find_weights(spec, tmp_path) == tmp_path / "model.safetensors"
     model = spec.build()
-    registry.load_state(model, spec.remap_keys(registry.read_state_dict(registry.find_weights(spec), spec.weights)))
+    path = registry.find_weights(spec, tmp_path)
+    registry.load_state(model, spec.remap_keys(registry.read_state_dict(path, spec.weights), model))
     assert spec_from_folder(tmp_path, legacy_patch_order=True).build().legacy_patch_order
 
 

@@ -1,17 +1,9 @@
-"""CascadePSP's RefinementModule against the parity oracle, through the real loader path."""
+"""CascadePSP's RefinementModule: the structure carvekit's file needs (its parity cases run in tests/parity)."""
 from __future__ import annotations
 
 import torch
 
-from models import registry
 from models.cascadepsp import DilatedResNet50
-
-
-def test_registry_points_at_carvekits_files():
-    assert registry.get_spec("cascadepsp").weights.hf_repo == "Carve/cascadepsp"
-    assert registry.get_spec("cascadepsp").weights.repo_filename == "cascadepsp.pth"
-    assert registry.get_spec("cascadepsp-carveset").weights.repo_filename == "cascadepsp_finetuned_carveset.pth"
-    assert all(registry.get_spec(n).role == "refinement" for n in ("cascadepsp", "cascadepsp-carveset"))
 
 
 def test_backbone_is_output_stride_8_with_undilated_first_blocks():

@@ -1,17 +1,9 @@
-"""FBA Matting network against the parity oracle, through the real loader path."""
+"""FBA Matting network: structure and fusion (its parity cases run in tests/parity)."""
 from __future__ import annotations
 
 import torch
 
-from models import registry
 from models.fba import FBA, fba_fusion
-
-
-def test_registry_entry_names_carvekits_file():
-    spec = registry.get_spec("fba")
-    assert spec.family == "fba"
-    assert (spec.weights.filename, spec.weights.hf_repo, spec.weights.repo_filename) == (
-        "fba_matting.pth", "Carve/fba", "fba_matting.pth")
 
 
 def test_dilated_encoder_keeps_output_stride_8():

@@ -8,9 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from models import parity, registry
+import parity
+from models import registry
 from models.isnet import isnet_matte
-from pipeline.preprocess import pil_input
+from imaging.preprocess import pil_input
 
 
 def rembg_input(image: Image.Image) -> torch.Tensor:
@@ -33,7 +34,7 @@ def test_float16_file_loads_as_model_dtype(tmp_path):
     half = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     spec = registry.get_spec("isnet-general-use")
     parity.save_published(half, tmp_path / spec.weights.filename, spec.weights.file_format)
-    model = registry.load("isnet-general-use", directory=tmp_path)
+    model = registry.load("isnet-general-use", weights_dir=tmp_path)
     assert model.conv_in.weight.dtype == torch.float32
     assert torch.equal(model.conv_in.weight, half["conv_in.weight"].float())
 
@@ -55,7 +56,7 @@ def real_model(shared):
     weights = shared / "weights"
     if not (weights / "isnet-general-use.pth").is_file():
         pytest.skip("real isnet-general-use weights not in ../shared/weights")
-    return registry.load("isnet-general-use", directory=weights)
+    return registry.load("isnet-general-use", weights_dir=weights)
 
 
 @pytest.mark.parametrize("index", range(5))

@@ -53,7 +53,7 @@ def test_conversion_writes_tensors_and_class_map(converted):
 
 def test_registry_model_matches_pickled_module(converted):
     original, out, _ = converted
-    model = registry.load("scene_classifier", directory=out)
+    model = registry.load("scene_classifier", weights_dir=out)
     assert model.classifier[0].out_features == 96 and model.classifier[3].out_features == 3
     x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import parity, registry
+import parity
+from models import registry
 from models.tracer import EfficientNetEncoder, drop_foreign_keys, same_padding
 
 NAME = "tracer-b7"
@@ -29,19 +30,19 @@ def test_loader_ignores_extra_keys_and_reports_missing(tmp_path):
     state = oracle.checkpoint(NAME)
     spec = registry.get_spec("tracer_b7")
     model = spec.build()
-    assert set(model.state_dict()) == set(spec.remap_keys(dict(state)))
+    assert set(model.state_dict()) == set(spec.remap_keys(dict(state), model))
 
     # The published file also holds edge-detector weights that carvekit skips with strict=False.
     extra = {"encoder.edge_layer.weight": torch.ones(2, 2), "edge_detector.conv.weight": torch.ones(3)}
-    assert set(drop_foreign_keys({**state, **extra})) == set(state)
+    assert set(drop_foreign_keys({**state, **extra}, model)) == set(state)
     parity.save_published({**state, **extra}, tmp_path / spec.weights.filename, spec.weights.file_format)
-    loaded = registry.load("tracer_b7", directory=tmp_path)
+    loaded = registry.load("tracer_b7", weights_dir=tmp_path)
     key = "encoder._blocks.54._project_conv.weight"
     assert torch.equal(loaded.state_dict()[key], state[key])
 
     state.pop("agg.UAM.fc.weight")
     with pytest.raises(registry.CheckpointMismatch, match="agg.UAM.fc.weight"):
-        registry.load_state(spec.build(), spec.remap_keys(state))
+        registry.load_state(model, spec.remap_keys(state, model))
 
 
 def test_matte_is_plain_sigmoid():

@@ -9,10 +9,10 @@ import torch
 from PIL import Image
 
 from models import registry
-from pipeline.decode import decode
-from pipeline.postprocess import full_size_alpha
-from pipeline.preprocess import network_batch
-from pipeline.segment import predict_mattes
+from imaging.decode import decode
+from imaging.postprocess import full_size_alpha
+from imaging.preprocess import network_batch
+from imaging.segment import predict_mattes
 from tests.conftest import SHARED
 
 REAL = SHARED / "parity" / "u2netp-real"
@@ -20,12 +20,12 @@ REAL = SHARED / "parity" / "u2netp-real"
 
 @pytest.fixture(scope="module")
 def u2netp():
-    return registry.load("u2netp", directory=SHARED / "weights")
+    return registry.load("u2netp", weights_dir=SHARED / "weights")
 
 
 def test_weights_are_the_recorded_file():
     manifest_sha = "55a9130168184e0666f0679a74639b92d40f78dc0b1df0a0edb0b29bf2060710"
-    assert registry.get_spec("u2netp").weights.sha256 == manifest_sha
+    assert registry.get_spec("u2netp").weights.download.sha256 == manifest_sha
     assert hashlib.sha256((SHARED / "weights" / "u2netp.pth").read_bytes()).hexdigest() == manifest_sha
 
 

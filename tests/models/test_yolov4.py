@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from models import parity, registry
+import parity
+from models import registry
 from models.yolov4 import ANCHORS, COCO_CLASSES, decode_scale
 
 
@@ -13,7 +14,7 @@ def test_published_file_with_class_list_loads_weights_only(tmp_path):
     spec = registry.get_spec("yolov4")
     state = parity.oracle_module().checkpoint("yolov4")["state"]
     torch.save({"state": state, "classes": list(COCO_CLASSES)}, tmp_path / spec.weights.filename)
-    model = registry.load("yolov4", directory=tmp_path)
+    model = registry.load("yolov4", weights_dir=tmp_path)
     assert set(model.state_dict()) == set(state)
     key = "head.conv18.conv.0.bias"
     assert torch.equal(model.state_dict()[key], state[key])
@@ -26,7 +27,7 @@ def test_loader_reports_missing_key(tmp_path):
     state.pop("neek.conv20.conv.1.running_var")
     torch.save({"state": state}, tmp_path / spec.weights.filename)
     with pytest.raises(registry.CheckpointMismatch, match="neek.conv20"):
-        registry.load("yolov4", directory=tmp_path)
+        registry.load("yolov4", weights_dir=tmp_path)
 
 
 def test_decode_layout_and_box_formula():

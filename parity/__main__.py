@@ -1,0 +1,41 @@
+"""python -m parity NAME [--cases FILE] [--seed N]: one line per case, exit 1 on any FAIL."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+import parity
+
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m parity", description=__doc__)
+    parser.add_argument("name", help="oracle folder name, e.g. u2netp; 'all' runs every registered one")
+    parser.add_argument("--cases", type=Path, help="cases file (default: the shipped cases.pt)")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="oracle checkpoint seed (default: each case's meta.seed, else 0)")
+    parser.add_argument("--parity-dir", type=Path, help="oracle folder (default ../shared/parity)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    args = parser.parse_args(argv)
+    if args.parity_dir:
+        os.environ["PARITY_DIR"] = str(args.parity_dir)
+    names = sorted(parity.targets()) if args.name == "all" else [args.name]
+    unknown = [n for n in names if n not in parity.targets()]
+    if unknown:
+        parser.error(f"no parity runner for {unknown}; known: {sorted(parity.targets())}")
+    failed = False
+    for name in names:
+        for check in parity.run(name, args.cases, args.seed, args.device, DTYPES[args.dtype]):
+            print(check.line(name), flush=True)
+            failed |= not check.passed
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

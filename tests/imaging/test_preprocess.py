@@ -1,0 +1,33 @@
+"""Network inputs: each checkpoint's recipe (the exact-recipe tests against real photos live with the models)."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from models import registry
+from imaging.preprocess import network_batch
+
+
+def test_deeplabv3_keeps_the_aspect_ratio_like_carvekits_thumbnail():
+    rgb = (np.random.default_rng(0).random((600, 1600, 3)) * 255).astype(np.uint8)
+    recipe = registry.get_spec("deeplabv3").preprocess
+    x = network_batch([rgb], recipe, torch.device("cpu"), torch.float32)
+    expected = Image.fromarray(rgb)
+    expected.thumbnail((1024, 1024), Image.Resampling.BICUBIC, reducing_gap=2.0)
+    assert x.shape == (1, 3, expected.size[1], expected.size[0]) == (1, 3, 384, 1024)
+    pixels = np.asarray(expected, dtype=np.float64) / 255
+    mean, std = np.asarray(recipe.mean), np.asarray(recipe.std)
+    assert torch.allclose(x[0], torch.from_numpy(((pixels - mean) / std).transpose(2, 0, 1)).float())
+
+
+def test_small_images_are_not_enlarged_by_a_thumbnail():
+    rgb = np.zeros((100, 50, 3), np.uint8)
+    x = network_batch([rgb], registry.get_spec("deeplabv3").preprocess, torch.device("cpu"), torch.float32)
+    assert x.shape == (1, 3, 100, 50)
+
+
+def test_stretch_recipes_give_the_network_size():
+    rgb = np.zeros((100, 50, 3), np.uint8)
+    x = network_batch([rgb, rgb], registry.get_spec("u2netp").preprocess, torch.device("cpu"), torch.float32)
+    assert x.shape == (2, 3, 320, 320)

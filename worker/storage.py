@@ -1,0 +1,100 @@
+"""Where inputs come from and outputs go: an S3 bucket, or a local folder with the same layout.
+
+Inputs are `ogs/<id>` (and `bgr/<id>` for background plates), outputs `img/<id>/<file>`. Each output is
+written in one request (S3 PUT, or a rename on disk), so a reader never sees half a file and a failed
+job leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from worker.config import Settings
+from worker.errors import ImageNotFound, StorageFailure
+
+
+class Storage(Protocol):
+    name: str
+
+    def get(self, key: str) -> bytes: ...
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+
+class LocalStorage:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.name = f"file://{self.root}"
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not path.is_relative_to(self.root):
+            raise StorageFailure(f"key {key!r} escapes the bucket folder")
+        return path
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        if not path.is_file():
+            raise ImageNotFound(key)
+        return path.read_bytes()
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide outputs from other users of the folder
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+class S3Storage:
+    """boto3 with botocore's standard retry mode: throttling, 5xx and dropped connections are retried."""
+
+    def __init__(self, bucket: str, max_attempts: int = 6):
+        import boto3
+        from botocore.config import Config
+
+        self.bucket = bucket
+        self.name = f"s3://{bucket}"
+        config = Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            tcp_keepalive=True,
+        )
+        # AWS_ENDPOINT_URL and the other AWS_* variables are read by boto3 itself.
+        self.client = boto3.session.Session().client("s3", config=config)
+
+    def get(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise ImageNotFound(key) from None
+            raise StorageFailure(f"cannot read s3://{self.bucket}/{key}: {code or exc}") from None
+        except BotoCoreError as exc:
+            raise StorageFailure(f"cannot read s3://{self.bucket}/{key}: {exc}") from None
+
+    def put(self, key: str, data: bytes, content_type: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (BotoCoreError, ClientError) as exc:
+            raise StorageFailure(f"cannot write s3://{self.bucket}/{key}: {exc}") from None
+
+
+def from_settings(settings: Settings) -> Storage:
+    if settings.bucket:
+        return S3Storage(settings.bucket, settings.s3_max_attempts)
+    return LocalStorage(settings.local_bucket_dir)
