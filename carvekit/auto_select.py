@@ -31,25 +31,21 @@ from PIL import Image
 from carvekit.params import DEFAULTS, ChainParams
 from models import registry
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
+from models.yolov4 import COCO_CLASSES
 
 SCENES = ("hard", "soft", "digital")
 
-# SimplifiedYoloV4.db: the supercategory of each COCO class name (darknet spelling).
-SUPERCATEGORIES: dict[str, tuple[str, ...]] = {
+# SimplifiedYoloV4.db: the supercategory of each COCO class name (darknet spelling). Its "objects"
+# group is every COCO class that no other group names (62 of the 80).
+_NAMED_GROUPS: dict[str, tuple[str, ...]] = {
     "human": ("person",),
     "animals": ("bird", "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe"),
     "cars": ("car", "motorbike", "bus", "truck"),
-    "objects": (
-        "bicycle", "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "backpack",
-        "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-        "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-        "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich", "orange",
-        "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "sofa", "pottedplant", "bed",
-        "diningtable", "toilet", "tvmonitor", "laptop", "mouse", "remote", "keyboard", "cell phone",
-        "microwave", "oven", "toaster", "sink", "refrigerator", "book", "clock", "vase", "scissors",
-        "teddy bear", "hair drier", "toothbrush",
-    ),
     "other": ("aeroplane", "train", "boat"),
+}
+SUPERCATEGORIES: dict[str, tuple[str, ...]] = {
+    **_NAMED_GROUPS,
+    "objects": tuple(c for c in COCO_CLASSES if not any(c in group for group in _NAMED_GROUPS.values())),
 }
 
 # carvekit's YoloV4_COCO.data_postprocessing: post_processing(conf_thresh=0.4, nms_thresh=0.6).

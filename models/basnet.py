@@ -13,7 +13,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock
 
 from models.spec import Download, ModelSpec, Preprocess, WeightsSource
-from models.u2net import min_max_normalise
+from models.u2net import min_max_matte
 
 
 def resnet_layer(inplanes: int, planes: int, blocks: int, stride: int) -> nn.Sequential:
@@ -130,11 +130,6 @@ class BASNet(_FlatConvs):
         return torch.sigmoid(self.refunet(self.outconv1(hx)))
 
 
-def basnet_matte(mask: torch.Tensor) -> torch.Tensor:
-    """carvekit: per-image min-max normalisation of the refined sigmoid output."""
-    return min_max_normalise(mask.float())
-
-
 # half_ok: matte vs float32 on oracle case 0, mean abs (max): float16 5.7e-4 (3.4e-3), bfloat16 4.6e-3
 # (3.1e-2). carvekit's wrapper ignores its fp16 flag ("not supported at this moment"); we measured it.
 CHECKPOINTS = [
@@ -148,7 +143,7 @@ CHECKPOINTS = [
                    "8b1a37755c4253d7cb54526b7763622a094d7b676d34b5e6886689256754e5a5e6ad")),
         # carvekit calls resize() without a filter: Pillow's default for RGB is BICUBIC.
         preprocess=Preprocess(size=(320, 320), resample="bicubic", backend="pil", scale="max"),
-        to_matte=basnet_matte,
+        to_matte=min_max_matte,  # carvekit: min-max of the refined sigmoid output
         notes="carvekit recipe: BICUBIC to 320x320, x/max(x), ImageNet mean/std; "
         "matte = min-max of sigmoid(refunet output)",
         licence="Apache-2.0 (carvekit)",

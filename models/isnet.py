@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from models.spec import Download, ModelSpec, Preprocess, WeightsSource
-from models.u2net import RSUNet, min_max_normalise, upsample_like
+from models.u2net import RSUNet, min_max_matte, upsample_like
 
 # (height, in, mid, out) of the six encoder and five decoder stages; height 0 is RSU-4F.
 _ENCODER = [(7, 64, 32, 64), (6, 64, 32, 128), (5, 128, 64, 256), (4, 256, 128, 512), (0, 512, 256, 512), (0, 512, 256, 512)]
@@ -42,11 +42,6 @@ class ISNetDIS(RSUNet):
         return torch.sigmoid(self.forward_logits(x))
 
 
-def isnet_matte(mask: torch.Tensor) -> torch.Tensor:
-    """carvekit and rembg alike: per-image min-max normalisation of sigmoid(d1)."""
-    return min_max_normalise(mask.float())
-
-
 # half_ok: matte vs float32, mean abs (max): oracle case 0 float16 3.3e-4 (2.0e-3), bfloat16 2.1e-3
 # (1.3e-2); real isnet-general-use weights on car-1 at 1024x1024, float16 2.2e-5 (1.7e-3), IoU 0.99999,
 # bfloat16 1.2e-4 (1.3e-2), IoU 0.99986.
@@ -61,7 +56,7 @@ CHECKPOINTS = [
             "Carve/isnet", "isnet-97-carveset.pth", revision="1339c55402b1c835020a987a2dd7a710a69dc129")),
         preprocess=Preprocess(size=(1024, 1024), mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
                               resample="bicubic", backend="pil", scale="255"),
-        to_matte=isnet_matte,
+        to_matte=min_max_matte,
         notes="carvekit recipe: BICUBIC to 1024x1024, x/255, mean 0.5 std 1.0; matte = min-max of sigmoid(d1)",
         licence="Apache-2.0 (carvekit)",
     ),
@@ -76,7 +71,7 @@ CHECKPOINTS = [
                               sha256="98743127af289fb4b428e6a442b04cf28a9c8dafaae57106f15ab8a4b1147a96"),
         preprocess=Preprocess(size=(1024, 1024), mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
                               resample="lanczos", backend="pil", scale="max"),
-        to_matte=isnet_matte,
+        to_matte=min_max_matte,
         notes="rembg recipe: LANCZOS to 1024x1024, x/max(x), mean 0.5 std 1.0; matte = min-max of sigmoid(d1)",
     ),
 ]

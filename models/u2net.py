@@ -180,9 +180,15 @@ class U2Net(RSUNet):
         return tuple(torch.sigmoid(d) for d in [d0, *sides])
 
 
+def min_max_matte(mask: torch.Tensor) -> torch.Tensor:
+    """The matte rembg and carvekit take from the U^2-Net family (BASNet, IS-Net too): the network's
+    sigmoid output, min-max normalised per image, in float32."""
+    return min_max_normalise(mask.float())
+
+
 def u2net_matte(outputs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """The matte both rembg and carvekit take: min-max normalised sigmoid(d0)."""
-    return min_max_normalise(outputs[0].float())
+    """U^2-Net returns (d0, d1, ..., d6); the matte is taken from the fused d0."""
+    return min_max_matte(outputs[0])
 
 
 # u2netp follows rembg (its real weights and reference outputs are rembg's; carvekit has no U2NETP);

@@ -1,7 +1,10 @@
 """The resident-model cache: networks stay on the device between jobs and are handed out by spec.
 
-Loading a checkpoint costs seconds; a worker serves many jobs, so networks stay in memory (least
-recently used evicted beyond MAX_RESIDENT_MODELS). A lock makes concurrent jobs share one copy.
+Loading a checkpoint costs seconds; a worker serves many jobs, so networks stay in memory. The cache
+is sized by memory (MODEL_CACHE_GB, default half the device's memory), so a chain's networks (carvekit's
+tracer_b7 + CascadePSP + FBA, or five with pre=auto) stay resident together; the least recently used
+are evicted only when a new one would not fit (or beyond MAX_RESIDENT_MODELS, when set). A lock makes
+concurrent jobs share one copy.
 """
 from __future__ import annotations
 
@@ -29,15 +32,22 @@ def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     return _DTYPES[precision]
 
 
+def module_bytes(model: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
 class ModelCache:
-    def __init__(self, settings: Settings, log: Callable[[str], None] | None = None):
+    def __init__(self, settings: Settings, budget_bytes: int | None = None, log: Callable[[str], None] | None = None):
         self.log = log or RunPodLogger().info  # loads and evictions, with their timings
         self.device = torch.device(settings.device)
         self.weights_dir: Path = settings.weights_dir
-        self.max_resident = max(1, settings.max_resident_models)
+        self.budget_bytes = settings.model_cache_bytes or budget_bytes or 8 * 2**30
+        self.max_resident = settings.max_resident_models  # 0: no count limit
         self.channels_last = settings.channels_last
         self.compile = settings.compile
+        self.loads = 0  # networks loaded since start (a warm chain loads none)
         self._models: OrderedDict[tuple[str, torch.dtype], nn.Module] = OrderedDict()
+        self._bytes: dict[tuple[str, torch.dtype], int] = {}
         self._lock = threading.Lock()
 
     def get(self, spec: ModelSpec, dtype: torch.dtype = torch.float32) -> nn.Module:
@@ -50,11 +60,6 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            while len(self._models) >= self.max_resident:
-                (evicted, evicted_dtype), _ = self._models.popitem(last=False)
-                self.log(f"model cache: evicted {evicted} ({evicted_dtype})")
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
             start = time.perf_counter()
             model = registry.load_spec(spec, self.weights_dir, self.device, dtype)
             if self.channels_last and self.device.type == "cuda":
@@ -62,9 +67,29 @@ class ModelCache:
             if self.compile:
                 model = torch.compile(model)
             self._models[key] = model
-            self.log(f"model cache: loaded {spec.name} ({dtype}) on {self.device} "
-                     f"in {(time.perf_counter() - start) * 1000:.0f} ms")
+            self._bytes[key] = module_bytes(model)
+            self.loads += 1
+            self.log(f"model cache: loaded {spec.name} ({dtype}, {self._bytes[key] / 2**20:.0f} MiB) on "
+                     f"{self.device} in {(time.perf_counter() - start) * 1000:.0f} ms")
+            self._evict_beyond_budget(keep=key)
             return model
+
+    def _evict_beyond_budget(self, keep: tuple[str, torch.dtype]) -> None:
+        """Least recently used first, never the one just loaded."""
+        def over() -> bool:
+            return (sum(self._bytes.values()) > self.budget_bytes
+                    or (self.max_resident > 0 and len(self._models) > self.max_resident))
+
+        evicted = False
+        while over() and len(self._models) > 1:
+            victim = next(k for k in self._models if k != keep)
+            del self._models[victim]
+            freed = self._bytes.pop(victim)
+            evicted = True
+            self.log(f"model cache: evicted {victim[0]} ({victim[1]}, {freed / 2**20:.0f} MiB) to stay within "
+                     f"{self.budget_bytes / 2**30:.1f} GiB")
+        if evicted and self.device.type == "cuda":
+            torch.cuda.empty_cache()
 
     def by_name(self, name: str, dtype: torch.dtype = torch.float32) -> nn.Module:
         """A registered network by its registry name (the chains' helper networks)."""

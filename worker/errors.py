@@ -34,6 +34,18 @@ class StorageFailure(JobError):
     """The bucket could not be read or written after retries."""
 
 
+class InputTooLarge(JobError):
+    """The input object has more bytes than MAX_INPUT_BYTES."""
+
+
+class OutputTooLarge(JobError):
+    """The output would have more pixels than MAX_OUTPUT_PIXELS."""
+
+
+class JobTimeout(JobError):
+    """The job ran past JOB_TIMEOUT_S."""
+
+
 # Exceptions raised below the service whose messages are written for the caller too.
 CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge)
 

@@ -1,102 +1,85 @@
-"""A job from input to answer: fetch, decode, segment, post-process, encode, store.
+"""A job from input to answer: parse, dispatch to its task, bound it in time, answer.
 
-Several images (an S3 event's records) go through the network together: every image is fetched and
-decoded first, the survivors are segmented in batches per (model, precision, size), then each is
-finished and written on its own. A failure of one image is that image's answer only.
+Several jobs are in flight at once (MAX_CONCURRENCY): their storage, decoding and encoding run on
+threads while the device lane runs the networks, and the lane batches images of different jobs
+that need the same forward. An S3 notification's records are jobs of their own on the same path.
+A failure of one job (or record) is that one's answer only.
 """
 from __future__ import annotations
 
-import time
+import asyncio
+import json
 import traceback
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from typing import Awaitable, Callable
 
-import torch
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
-from carvekit.chain import manual_plan, plans, post_process
-from carvekit.params import CARVEKIT, ChainParams
-from imaging.decode import DecodedImage, decode
-from imaging.encode import PNG, encode_png
-from imaging.postprocess import cutout, foreground_colour, full_size_alpha, keep_own_alpha
-from imaging.segment import predict_mattes
-from models import registry
-from models.spec import ModelSpec
-from worker import config, storage as storage_mod
-from worker.cache import ModelCache, resolve_dtype
-from worker.errors import InvalidInput, UnsupportedTask, error_answer, failure
+from worker import config, removal, storage as storage_mod
+from worker.cache import ModelCache
+from worker.context import JobRun, Services
+from worker.device import DeviceInfo, prepare
+from worker.errors import InvalidInput, JobTimeout, UnsupportedTask, failure
 from worker.events import parse_records
+from worker.lane import DeviceLane
 from worker.schema import Job, parse_event_options, parse_job
 
 log = RunPodLogger()
 
-OUTPUT_FILES = {"remove_background": "trans.png", "mask": "mask.png"}
+Task = Callable[[JobRun], Awaitable[dict]]
+
+# The tasks this build serves; the contract's others are refused with a clear error.
+TASKS: dict[str, Task] = {"remove_background": removal.run, "mask": removal.run}
 
 
-def output_key(job: Job) -> str:
-    return f"img/{job.id}/{OUTPUT_FILES[job.options.task]}"
-
-
-@dataclass
-class Work:
-    """One image on its way through the pipeline."""
-
-    job: Job
-    plan: ChainParams | None = None
-    spec: ModelSpec | None = None  # the segmentation network of the plan
-    image: DecodedImage | None = None
-    matte: torch.Tensor | None = None
-    answer: dict | None = None  # set once finished, successfully or not
-    timings: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def timed(self, stage: str):
-        start = time.perf_counter()
-        yield
-        self.timings[stage] = round((time.perf_counter() - start) * 1000, 1)
-
-    def fail(self, exc: BaseException, request_id: str | None) -> None:
-        result = failure(exc)
-        self.answer = result.answer
-        if result.internal:
-            log.error(f"id={self.job.id}: {traceback.format_exc()}", request_id)
-        else:
-            log.warn(f"id={self.job.id}: {self.answer['error']}", request_id)
+def _reject(message: str, request_id: str | None) -> dict:
+    log.warn(f"rejected: {message}", request_id)
+    return {"error": message}
 
 
 class Worker:
-    def __init__(self, settings: config.Settings | None = None, storage=None, models: ModelCache | None = None):
-        self.settings = settings or config.load()
-        self.storage = storage or storage_mod.from_settings(self.settings)
-        self.models = models or ModelCache(self.settings)
+    def __init__(self, settings: config.Settings | None = None, storage=None, device: DeviceInfo | None = None):
+        settings = settings or config.load()
+        device = device or prepare(settings)
+        self.services = Services(
+            settings=settings,
+            device=device,
+            storage=storage or storage_mod.from_settings(settings),
+            models=ModelCache(settings, budget_bytes=device.memory_bytes // 2),
+            lane=DeviceLane(settings.batch_size, settings.batch_wait_ms / 1000),
+        )
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
 
-    def resolve(self, name: str) -> ModelSpec:
-        """The segmentation network a plan names."""
-        try:
-            return registry.resolve(name, self.settings.weights_dir)
-        except KeyError:
-            allowed = ", ".join([CARVEKIT, *registry.segmentation_names()])
-            raise InvalidInput(f"model: unknown model {name!r}; allowed: {allowed}, "
-                               f"or a BiRefNet weights folder under WEIGHTS_DIR") from None
+    @property
+    def settings(self) -> config.Settings:
+        return self.services.settings
 
-    # -- entry points --------------------------------------------------------------------------
-    def run(self, raw_input, request_id: str | None = None) -> dict:
+    def slots(self) -> asyncio.Semaphore:
+        """MAX_CONCURRENCY jobs at a time (one semaphore per event loop: tests run several loops)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.settings.max_concurrency))
+        return self._slots[1]
+
+    # -- entry points ----------------------------------------------------------------------------
+    async def run(self, raw_input, request_id: str | None = None, runpod_job: dict | None = None) -> dict:
         """The answer to one job input: a single image, or an S3 notification's records."""
+        size = len(json.dumps(raw_input, default=str))
+        if size > self.settings.max_job_input_bytes:
+            return _reject(f"job input too large: {size} bytes, the limit (MAX_JOB_INPUT_BYTES) is "
+                           f"{self.settings.max_job_input_bytes}", request_id)
         try:
             if isinstance(raw_input, dict) and "Records" in raw_input:
-                return self.run_event(raw_input, request_id)
+                return await self.run_event(raw_input, request_id, runpod_job)
             job = parse_job(raw_input, self.settings)
-        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
-            answer = error_answer(exc)
-            log.warn(f"rejected: {answer['error']}", request_id)
-            return answer
-        return self.process([job], request_id)[0]
+        except InvalidInput as exc:
+            return _reject(str(exc), request_id)
+        return await self._run_job(job, request_id, runpod_job)
 
-    def run_event(self, raw_input: dict, request_id: str | None) -> dict:
+    async def run_event(self, raw_input: dict, request_id: str | None, runpod_job: dict | None) -> dict:
         options = parse_event_options(raw_input, self.settings)
         records = parse_records(raw_input["Records"], self.settings.bucket)
-        jobs = [Job(r.id, options) for r in records if r.id is not None]
-        answers = iter(self.process(jobs, request_id))
+        answers = iter(await asyncio.gather(*(self._run_job(Job(r.id, options), request_id, runpod_job)
+                                              for r in records if r.id is not None)))
         results = []
         for record in records:
             if record.id is None:
@@ -110,101 +93,34 @@ class Worker:
             answer["refresh_worker"] = True  # a broken GPU: the platform replaces this worker
         return answer
 
-    # -- the pipeline --------------------------------------------------------------------------
-    def process(self, jobs: list[Job], request_id: str | None = None) -> list[dict]:
-        works = [Work(job) for job in jobs]
-        for work in works:
-            self._fetch(work, request_id)
-        groups: dict[tuple, list[Work]] = {}
-        for work in works:
-            if work.answer is None:
-                o = work.job.options
-                groups.setdefault((work.spec.name, o.precision, work.plan.seg_mask_size), []).append(work)
-        for group in groups.values():
-            self._segment(group, request_id)
-        for work in works:
-            if work.answer is None:
-                self._finish(work, request_id)
-        return [w.answer for w in works]
+    # -- one job ---------------------------------------------------------------------------------
+    async def _run_job(self, job: Job, request_id: str | None, runpod_job: dict | None) -> dict:
+        run = JobRun(job, self.services, request_id, runpod_job)
+        async with self.slots():
+            task = asyncio.ensure_future(self._answer(run))
+            done, _ = await asyncio.wait({task}, timeout=self.settings.job_timeout_s)
+            if task in done:
+                return task.result()
+            if run.committing:  # the output is being written: let the job finish and answer
+                return await task
+            run.timed_out = True
+            task.cancel()
+            log.warn(f"id={job.id}: {run.timeout_message()}", request_id)
+            return failure(JobTimeout(run.timeout_message())).answer
 
-    def _fetch(self, work: Work, request_id: str | None) -> None:
-        options = work.job.options
+    async def _answer(self, run: JobRun) -> dict:
         try:
-            if options.task not in OUTPUT_FILES:
-                raise UnsupportedTask(
-                    f"task: {options.task!r} is not served by this worker build; "
-                    f"available: {', '.join(OUTPUT_FILES)}"
-                )
-            work.plan = manual_plan(options.model, options.chain_knobs())
-            work.spec = self.resolve(work.plan.net)  # validates the model before any I/O
-            with work.timed("get"):
-                data = self.storage.get(f"ogs/{work.job.id}")
-            with work.timed("decode"):
-                work.image = decode(data, self.settings.max_image_pixels)
-            if options.pre != "none":
-                with work.timed("pre"):
-                    work.plan = plans(self.models, [work.image.rgb], options.pre, options.model,
-                                      options.chain_knobs())[0]
-                    work.spec = self.resolve(work.plan.net)
-            log.info(f"id={work.job.id}: {work.image.source_format} {work.image.size[0]}x{work.image.size[1]}, "
-                     f"{work.spec.name}" + (f" + {work.plan.post}" if work.plan.post != "none" else ""),
-                     request_id)
-        except Exception as exc:  # noqa: BLE001
-            work.fail(exc, request_id)
-
-    def _segment(self, group: list[Work], request_id: str | None) -> None:
-        first = group[0]
-        try:
-            dtype = resolve_dtype(first.job.options.precision, self.models.device)
-            start = time.perf_counter()
-            model = self.models.get(first.spec, dtype)
-            loaded = time.perf_counter()
-            mattes = predict_mattes(model, first.spec, [w.image.rgb for w in group], self.settings.batch_size,
-                                    first.plan.seg_mask_size)
-            done = time.perf_counter()
-        except Exception as exc:  # noqa: BLE001
-            for work in group:
-                work.fail(exc, request_id)
-            return
-        for work, matte in zip(group, mattes):
-            work.matte = matte
-            work.timings["load_model"] = round((loaded - start) * 1000, 1)
-            work.timings["model"] = round((done - loaded) * 1000 / len(group), 1)
-
-    def _finish(self, work: Work, request_id: str | None) -> None:
-        job, image = work.job, work.image
-        try:
-            rgb = torch.from_numpy(image.rgb).to(work.matte.device).permute(2, 0, 1)
-            with work.timed("postprocess"):
-                alpha = full_size_alpha(work.matte, image)
-                alpha = keep_own_alpha(post_process(self.models, rgb, alpha, work.plan), image)
-                if job.options.task == "mask":
-                    pixels = alpha.cpu().numpy()
-                else:
-                    method = job.options.foreground
-                    if method == "auto":
-                        method = "blur_fusion" if work.plan.post != "none" else work.spec.default_foreground
-                    pixels = cutout(foreground_colour(rgb, alpha, method), alpha, job.options.bg_color)
-            with work.timed("encode"):
-                data = encode_png(pixels, self.settings.png_compress_level)
-            key = output_key(job)
-            with work.timed("put"):
-                self.storage.put(key, data, PNG)
-        except Exception as exc:  # noqa: BLE001
-            work.fail(exc, request_id)
-            return
-        finally:
-            work.matte = None  # free device memory before the next image of the batch
-        width, height = image.size
-        work.answer = {
-            "key": key,
-            "bucket": self.storage.name,
-            "width": width,
-            "height": height,
-            "model": work.spec.name,
-            **({"post": work.plan.post} if work.plan.post != "none" else {}),
-            **({"scene": work.plan.scene} if work.plan.scene else {}),
-            "task": job.options.task,
-            "timings_ms": work.timings,
-        }
-        log.info(f"id={job.id}: wrote {key} ({len(data)} bytes) {work.timings}", request_id)
+            task = TASKS.get(run.job.options.task)
+            if task is None:
+                raise UnsupportedTask(f"task: {run.job.options.task!r} is not served by this worker build; "
+                                      f"available: {', '.join(TASKS)}")
+            return await task(run)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes an answer
+            result = failure(exc)
+            if result.internal:
+                log.error(f"id={run.job.id}: {traceback.format_exc()}", run.request_id)
+            else:
+                log.warn(f"id={run.job.id}: {result.answer['error']}", run.request_id)
+            return result.answer

@@ -108,25 +108,38 @@ class Job:
     options: Options
 
 
+QUOTE_CHARS = 60  # an error quotes at most this much of a caller's value
+
+
+def quote(value: Any) -> str:
+    """A caller's value as an error quotes it: repr, cut to a short prefix (answers stay small)."""
+    text = repr(value)
+    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + f"... ({len(text)} chars)"
+
+
 def _describe(error) -> str:
     key = ".".join(str(p) for p in error.absolute_path) or "input"
     schema = error.schema
+    value = quote(error.instance)
     if error.validator == "additionalProperties":
         unknown = sorted(set(error.instance) - set(error.schema["properties"]))
         allowed = ", ".join(error.schema["properties"])
-        return f"unknown key {', '.join(map(repr, unknown))}; allowed keys: {allowed}"
+        return f"unknown key {', '.join(quote(k) for k in unknown[:5])}; allowed keys: {allowed}"
     if error.validator == "required":
         return f"missing required key: {error.message.split()[0]}"
     if error.validator == "enum":
-        return f"{key}: {error.instance!r} is not allowed; allowed values: {', '.join(str(v) for v in schema['enum'] if v is not None)}"
+        allowed = ", ".join(str(v) for v in schema["enum"] if v is not None)
+        return f"{key}: {value} is not allowed; allowed values: {allowed}"
     if error.validator == "pattern" and key == "bg_color":
-        return f"bg_color: {error.instance!r} is not a colour; use #RRGGBB or #RRGGBBAA"
+        return f"bg_color: {value} is not a colour; use #RRGGBB or #RRGGBBAA"
     if error.validator in ("minimum", "maximum"):
-        return f"{key}: {error.instance!r} is out of range; allowed: {schema['minimum']}..{schema['maximum']}"
+        return f"{key}: {value} is out of range; allowed: {schema['minimum']}..{schema['maximum']}"
     if error.validator == "type":
         wanted = schema["type"] if isinstance(schema["type"], str) else " or ".join(schema["type"])
-        return f"{key}: {error.instance!r} has the wrong type; expected {wanted}"
-    return f"{key}: {error.message}"
+        return f"{key}: {value} has the wrong type; expected {wanted}"
+    if error.validator in ("maxLength", "minLength"):
+        return f"{key}: {value} must be {schema.get('minLength', 0)}..{schema.get('maxLength')} characters"
+    return f"{key}: {error.message[:200]}"
 
 
 def _check(instance: Any, schema: dict) -> None:

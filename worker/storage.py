@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Protocol
 
 from worker.config import Settings
-from worker.errors import ImageNotFound, StorageFailure
+from worker.errors import ImageNotFound, InputTooLarge, StorageFailure
 
 
 class Storage(Protocol):
     name: str
 
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; InputTooLarge, before its body is read, when it is over max_bytes."""
+        ...
 
     def put(self, key: str, data: bytes, content_type: str) -> None: ...
 
@@ -34,10 +36,11 @@ class LocalStorage:
             raise StorageFailure(f"key {key!r} escapes the bucket folder")
         return path
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         path = self._path(key)
         if not path.is_file():
             raise ImageNotFound(key)
+        _check_size(key, path.stat().st_size, max_bytes)
         return path.read_bytes()
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -57,7 +60,7 @@ class LocalStorage:
 class S3Storage:
     """boto3 with botocore's standard retry mode: throttling, 5xx and dropped connections are retried."""
 
-    def __init__(self, bucket: str, max_attempts: int = 6):
+    def __init__(self, bucket: str, max_attempts: int = 4, connect_timeout_s: float = 5, read_timeout_s: float = 30):
         import boto3
         from botocore.config import Config
 
@@ -65,18 +68,25 @@ class S3Storage:
         self.name = f"s3://{bucket}"
         config = Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=10,
-            read_timeout=60,
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
             tcp_keepalive=True,
         )
         # AWS_ENDPOINT_URL and the other AWS_* variables are read by boto3 itself.
         self.client = boto3.session.Session().client("s3", config=config)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            # The size is in the response headers: an oversized object is refused unread.
+            body = response["Body"]
+            try:
+                _check_size(key, response.get("ContentLength", 0), max_bytes)
+                return body.read()
+            finally:
+                body.close()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -94,7 +104,13 @@ class S3Storage:
             raise StorageFailure(f"cannot write s3://{self.bucket}/{key}: {exc}") from None
 
 
+def _check_size(key: str, size: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and size > max_bytes:
+        raise InputTooLarge(f"input too large: {key} is {size} bytes, the limit (MAX_INPUT_BYTES) is {max_bytes}")
+
+
 def from_settings(settings: Settings) -> Storage:
     if settings.bucket:
-        return S3Storage(settings.bucket, settings.s3_max_attempts)
+        return S3Storage(settings.bucket, settings.s3_max_attempts, settings.s3_connect_timeout_s,
+                         settings.s3_read_timeout_s)
     return LocalStorage(settings.local_bucket_dir)

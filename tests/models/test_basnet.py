@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from models import registry
-from models.basnet import basnet_matte
 
 
 def test_forward_returns_the_refined_sigmoid_at_input_size():
@@ -17,4 +16,4 @@ def test_forward_returns_the_refined_sigmoid_at_input_size():
 
 def test_matte_is_min_max_per_image():
     masks = torch.tensor([[[[0.1, 0.3]]], [[[0.5, 0.9]]]])
-    torch.testing.assert_close(basnet_matte(masks), torch.tensor([[[[0.0, 1.0]]], [[[0.0, 1.0]]]]))
+    torch.testing.assert_close(registry.get_spec("basnet").to_matte(masks), torch.tensor([[[[0.0, 1.0]]], [[[0.0, 1.0]]]]))

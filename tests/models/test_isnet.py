@@ -10,7 +10,7 @@ from PIL import Image
 
 import parity
 from models import registry
-from models.isnet import isnet_matte
+from models.u2net import min_max_matte
 from imaging.preprocess import pil_input
 
 
@@ -41,7 +41,7 @@ def test_float16_file_loads_as_model_dtype(tmp_path):
 
 def test_matte_is_min_max_of_the_mask():
     mask = torch.tensor([[[[0.2, 0.4], [0.6, 0.7]]]])
-    matte = isnet_matte(mask)
+    matte = min_max_matte(mask)
     assert matte.shape == (1, 1, 2, 2)
     torch.testing.assert_close(matte, torch.tensor([[[[0.0, 0.4], [0.8, 1.0]]]]))
 
@@ -79,7 +79,7 @@ def test_real_weights_reproduce_the_original(shared, real_model, real_cases, ind
     # bit-identical, so this is a regression bound (the manifest measured IoU >= 0.997, <= 0.27/255).
     golden = shared / meta["image"].removeprefix("shared/").replace(".jpg", ".isnet-general-use.png")
     if golden.is_file():
-        ours = rembg_mask(isnet_matte(mask), image.size).astype(np.float64)
+        ours = rembg_mask(min_max_matte(mask), image.size).astype(np.float64)
         theirs = np.asarray(Image.open(golden))[..., 3].astype(np.float64)
         a, b = ours > 127.5, theirs > 127.5
         assert (a & b).sum() / (a | b).sum() >= 0.996
