@@ -34,6 +34,7 @@ from torch import nn
 from carvekit.params import DEFAULTS
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear, pil_thumbnail, thumbnail_size
+from imaging.tensors import constant
 
 MASK_SIZE = DEFAULTS.matting_mask_size
 NOISE_FLOOR = 0.3
@@ -62,7 +63,10 @@ def _parabola_envelope(f: torch.Tensor) -> torch.Tensor:
     Monge), so once it is known at q - s and q + s it bounds the search at q. Levels of strides
     n', n'/2, ..., 1 are each one batch of gathers and one scatter-min over all rows, about
     R * (n + n / s) candidates a level, log2(n) + 1 levels: exact integer arithmetic, no sequential
-    loop over pixels, so it runs as a handful of kernels on a GPU.
+    loop over pixels, so it runs as a handful of kernels on a GPU. The candidate count of a level is
+    data-dependent but bounded by R * (n + #q) (the monotone search intervals of one row overlap only
+    at their ends), so each level works on that many slots and masks the unused ones: no
+    repeat_interleave, whose output size would make the host wait for the device at every level.
     """
     rows, n = f.shape
     device = f.device
@@ -79,20 +83,27 @@ def _parabola_envelope(f: torch.Tensor) -> torch.Tensor:
             hi = torch.full((rows, 1), n - 1, dtype=torch.long, device=device)
         else:
             q = torch.arange(stride, n, 2 * stride, device=device)
+            if stride >= n:  # no query at this level (short lines)
+                stride //= 2
+                continue
             right = q + stride
             lo = argmin[:, q - stride]
             hi = torch.where(right < n, argmin[:, right.clamp(max=n - 1)], n - 1)
         count = hi - lo + 1  # candidates p = lo..hi of each (row, q)
-        start = count.flatten().cumsum(0).view_as(count) - count
-        seg = torch.repeat_interleave(torch.arange(count.numel(), device=device), count.flatten())
-        pos = torch.arange(seg.numel(), device=device)
+        ends = count.flatten().cumsum(0)
+        start = (ends.view_as(count) - count)
+        pos = torch.arange(rows * (n + q.numel()), device=device)  # the level's slots (an upper bound)
+        used = pos < ends[-1]
+        seg = torch.searchsorted(ends, pos, right=True).clamp_(max=count.numel() - 1)  # slot -> (row, q)
         p = (lo - start).flatten().index_select(0, seg) + pos
         offset = (q - lo + start).flatten().index_select(0, seg) - pos  # q - p
-        at = (row_base + lo - start).flatten().index_select(0, seg) + pos  # flat index of f[r, p]
-        cost = offset * offset + f_flat.index_select(0, at)
+        at = ((row_base + lo - start).flatten().index_select(0, seg) + pos).clamp_(0, f_flat.numel() - 1)
+        cost = offset * offset + f_flat.index_select(0, at)  # f[r, p]
         # One int64 min gives the least cost and, among equal costs, the leftmost p.
-        key = torch.full((count.numel(),), torch.iinfo(torch.long).max, device=device)
-        key = key.scatter_reduce_(0, seg, (cost << bits) | p, "amin").view_as(count)
+        never = torch.iinfo(torch.long).max
+        key = torch.full((count.numel(),), never, device=device)
+        candidates = torch.where(used, (cost << bits) | p, never)
+        key = key.scatter_reduce_(0, seg, candidates, "amin").view_as(count)
         best[:, q] = key >> bits
         argmin[:, q] = key & ((1 << bits) - 1)
         stride //= 2
@@ -130,8 +141,8 @@ def trimap_transform(two_chan: torch.Tensor) -> torch.Tensor:
     dist = distance_transform((code == 0).view(b * 2, h, w)).view(b, 2, 1, h, w)
     present = (two_chan != 0).flatten(2).any(dim=2).view(b, 2, 1, 1, 1)
     neg_sq = -(dist * dist)
-    divisors = torch.tensor([2 * ((s * TRIMAP_SCALE) ** 2) for s in TRIMAP_SIGMAS], dtype=torch.float32,
-                            device=two_chan.device).view(1, 1, 3, 1, 1)
+    divisors = constant(tuple(2 * ((s * TRIMAP_SCALE) ** 2) for s in TRIMAP_SIGMAS), two_chan.device,
+                        shape=(1, 1, 3, 1, 1))
     clicks = torch.where(present, torch.exp(neg_sq / divisors), 0.0)
     return clicks.view(b, 6, h, w)
 
@@ -162,8 +173,8 @@ def fba_inputs(image: torch.Tensor, trimap: torch.Tensor, mask_size: int = MASK_
     bgr = cv2_resize_lanczos4(rgb.flip(1), size).float()
     small = pil_thumbnail(trimap, mask_size)
     two_chan = cv2_resize_lanczos4(torch.cat((small == 0, small == 255), 1).double(), size)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=bgr.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=bgr.device).view(1, 3, 1, 1)
+    mean = constant(IMAGENET_MEAN, bgr.device, shape=(1, 3, 1, 1))
+    std = constant(IMAGENET_STD, bgr.device, shape=(1, 3, 1, 1))
     # carvekit normalises channel i of the BGR tensor with the RGB statistics' entry i.
     image_n = (bgr - mean) / std
     return FBAInputs(bgr, two_chan.float(), image_n, trimap_transform(two_chan))

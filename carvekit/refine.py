@@ -30,6 +30,7 @@ from torch import nn
 from carvekit.params import DEFAULTS
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from imaging.resample import pil_resize, pil_thumbnail
+from imaging.tensors import constant
 
 MASK_SIZE = DEFAULTS.refine_mask_size
 ACCEL_SIZE = DEFAULTS.refine_accel_size
@@ -72,6 +73,19 @@ def _crop_starts(length: int, size: int, step: int) -> list[int]:
     return [max(0, min(i * step, length - size)) for i in range(length // step + 1)]
 
 
+def _interesting_crops(positive: torch.Tensor, boxes: list[tuple[int, int, int, int]]) -> list[bool]:
+    """Whether each crop (y0, y1, x0, x1) of a bool [H,W] map is refined (foreground fraction within
+    INTEREST), decided on the device and read back in one transfer (deciding crop by crop would wait
+    for the device once per crop). Counts come from an integral image in int64; count / area is one
+    float32 division and the comparisons are float32, as the original's float32 mean of 0/1 values."""
+    integral = F.pad(positive.to(torch.int64).cumsum(0).cumsum(1), (1, 0, 1, 0))
+    corners = torch.tensor(boxes, dtype=torch.long, device=positive.device)
+    y0, y1, x0, x1 = corners.unbind(1)
+    counts = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    fraction = counts.float() / ((y1 - y0) * (x1 - x0)).float()
+    return ((fraction <= INTEREST[1]) & (fraction >= INTEREST[0])).tolist()
+
+
 def global_step(model: nn.Module, im: torch.Tensor, seg: torch.Tensor, mask_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The whole image refined at longer side `mask_size`: (pred_224, pred_56_2) at that size."""
     longest = max(im.shape[-2:])
@@ -98,27 +112,23 @@ def process_high_res(model: nn.Module, im: torch.Tensor, seg: torch.Tensor, mask
     step = mask_size // 2 - 2 * CROP_MARGIN
     if step <= 0:
         raise ValueError(f"mask_size {mask_size} leaves no crop stride (mask_size // 2 - 32 <= 0); use at least 66")
-    seen = set()
     # x outer, y inner, as carvekit; the order fixes the summation order of overlapping crops.
-    for x0 in _crop_starts(width, mask_size, step):
-        for y0 in _crop_starts(height, mask_size, step):
-            if (y0, x0) in seen:
-                continue
-            seen.add((y0, x0))
-            y1, x1 = min(height, y0 + mask_size), min(width, x0 + mask_size)
-            part = (..., slice(y0, y1), slice(x0, x1))
-            foreground = (coarse[part] > 0).float().mean()
-            if foreground > INTEREST[1] or foreground < INTEREST[0]:
-                continue
-            pred, _ = padded_forward(model, im[part], coarse[part], coarse_56[part])
-            # Drop a margin on the sides that are inside the image, where the crop lacks context.
-            top = CROP_MARGIN if y0 else 0
-            left = CROP_MARGIN if x0 else 0
-            bottom = CROP_MARGIN if y1 != height else 0
-            right = CROP_MARGIN if x1 != width else 0
-            inner = (..., slice(y0 + top, y1 - bottom), slice(x0 + left, x1 - right))
-            combined[inner] += pred[..., top : pred.shape[-2] - bottom, left : pred.shape[-1] - right]
-            weight[inner] += 1
+    crops = list(dict.fromkeys((y0, x0) for x0 in _crop_starts(width, mask_size, step)
+                               for y0 in _crop_starts(height, mask_size, step)))
+    boxes = [(y0, min(height, y0 + mask_size), x0, min(width, x0 + mask_size)) for y0, x0 in crops]
+    for (y0, y1, x0, x1), interesting in zip(boxes, _interesting_crops(coarse[0, 0] > 0, boxes)):
+        if not interesting:
+            continue
+        part = (..., slice(y0, y1), slice(x0, x1))
+        pred, _ = padded_forward(model, im[part], coarse[part], coarse_56[part])
+        # Drop a margin on the sides that are inside the image, where the crop lacks context.
+        top = CROP_MARGIN if y0 else 0
+        left = CROP_MARGIN if x0 else 0
+        bottom = CROP_MARGIN if y1 != height else 0
+        right = CROP_MARGIN if x1 != width else 0
+        inner = (..., slice(y0 + top, y1 - bottom), slice(x0 + left, x1 - right))
+        combined[inner] += pred[..., top : pred.shape[-2] - bottom, left : pred.shape[-1] - right]
+        weight[inner] += 1
     return torch.where(weight == 0, coarse / 2 + 0.5, combined / weight)
 
 
@@ -142,8 +152,8 @@ def network_inputs(
     """
     if accel_size > 0:
         image, mask = pil_thumbnail(image, accel_size), pil_thumbnail(mask, accel_size)
-    mean = torch.tensor(IMAGENET_MEAN, device=image.device).view(3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=image.device).view(3, 1, 1)
+    mean = constant(IMAGENET_MEAN, image.device, shape=(3, 1, 1))
+    std = constant(IMAGENET_STD, image.device, shape=(3, 1, 1))
     im = (image.float() / 255 - mean) / std  # torchvision's ToTensor + Normalize
     if 0 < mask_threshold <= 255:
         mask = (mask > mask_threshold).to(torch.uint8) * 255

@@ -6,9 +6,25 @@ So semi-transparent pixels carry colour blended toward grey, fully transparent o
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 GREY = 130
+
+
+@lru_cache(maxsize=1)
+def _apply_mask_table() -> torch.Tensor:
+    """uint8 [256 * 256]: carvekit's composite value for every (mask, colour) pair, computed once on
+    the CPU, where float32 division is IEEE division."""
+    a = torch.arange(256, dtype=torch.float32).div(255).view(256, 1)  # a = mask / 255
+    fg = torch.arange(256, dtype=torch.float32).view(1, 256)
+    return (a * fg + (1 - a) * GREY).to(torch.uint8).flatten()
+
+
+@lru_cache(maxsize=8)
+def _table_on(device: torch.device) -> torch.Tensor:
+    return _apply_mask_table().to(device)
 
 
 def carvekit_apply_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -16,12 +32,15 @@ def carvekit_apply_mask(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor
 
     RGB = trunc(a*fg + (1-a)*130) with a = mask/255 in float32, evaluated in that order: carvekit
     writes the float32 result into a uint8 tensor, which truncates toward zero (not rounding).
-    Where mask == 255 the result is exactly fg. A = mask (a*255 truncated gives back every
-    uint8 value in float32).
+    Where mask == 255 the result is exactly fg. A = mask.
+
+    The arithmetic is a lookup in a table computed on the CPU, not done on the device: CUDA divides
+    a tensor by a Python scalar as a multiplication by its reciprocal, one bit off for some masks,
+    which the truncation turns into values off by one. A gather is exact on every device.
     """
-    a = mask.float() / 255
-    rgb = a * image.float() + (1 - a) * GREY
-    return torch.cat([rgb.to(torch.uint8), mask], dim=1)
+    index = mask.to(torch.int32) * 256 + image.to(torch.int32)  # [B,3,H,W] by broadcasting
+    rgb = _table_on(image.device).take(index.long())
+    return torch.cat([rgb, mask], dim=1)
 
 
 def carvekit_extract_alpha(rgba: torch.Tensor) -> torch.Tensor:

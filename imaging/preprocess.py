@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imaging.resample import antialiased_resize
+from imaging.tensors import constant
 from models.spec import Preprocess
 
 _PIL_FILTERS = {
@@ -44,14 +46,16 @@ def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> tor
 def torch_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """[3,h,w] float32 on `device`: the pixels travel as uint8, resize and normalise run there."""
     image = torch.from_numpy(rgb).to(device, non_blocking=True).permute(2, 0, 1)[None].float()
-    image = F.interpolate(image, size=size, mode=recipe.resample, align_corners=False,
-                          antialias=recipe.antialias)
+    if recipe.antialias:
+        image = antialiased_resize(image, size, recipe.resample)
+    else:
+        image = F.interpolate(image, size=size, mode=recipe.resample, align_corners=False)
     if recipe.scale == "max":
         image = image / image.amax().clamp_min(1e-6)
     else:
         image = image / 255.0
-    mean = torch.tensor(recipe.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(recipe.std, device=device).view(1, 3, 1, 1)
+    mean = constant(recipe.mean, image.device, shape=(1, 3, 1, 1))
+    std = constant(recipe.std, image.device, shape=(1, 3, 1, 1))
     return ((image - mean) / std)[0]
 
 

@@ -36,6 +36,13 @@ def _f32(value: float) -> float:
     return struct.unpack("f", struct.pack("f", value))[0]
 
 
+@lru_cache(maxsize=128)
+def _resident(table_fn, args: tuple, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """A tap table kept on the device it is used on: built once on the CPU, copied once (copying it
+    on every pass would stall the GPU for a host-to-device transfer each time)."""
+    return tuple(t.to(device) for t in table_fn(*args))
+
+
 def _tap_sum(x: torch.Tensor, dim: int, index: torch.Tensor, weights: torch.Tensor,
              init: torch.Tensor | None = None) -> torch.Tensor:
     """sum_j x.index_select(dim, index[:, j]) * weights[:, j], added tap by tap from j = 0 onto `init`.
@@ -47,7 +54,6 @@ def _tap_sum(x: torch.Tensor, dim: int, index: torch.Tensor, weights: torch.Tens
     if dim == -1:
         x = x.transpose(-1, -2)
     x = x.contiguous()
-    index, weights = index.to(x.device), weights.to(x.device)
     acc = init
     for j in range(index.shape[1]):
         term = x.index_select(-2, index[:, j]) * weights[:, j].view(-1, 1)
@@ -100,7 +106,7 @@ def _pil_bicubic_taps(in_size: int, in0: float, in1: float, out_size: int) -> tu
 
 def _pil_resample_axis(x: torch.Tensor, dim: int, in0: float, in1: float, out_size: int) -> torch.Tensor:
     """One 8-bit bicubic pass along `dim` of an int32 tensor: fixed-point sum, >> 22, clipped as clip8."""
-    index, taps = _pil_bicubic_taps(x.shape[dim], in0, in1, out_size)
+    index, taps = _resident(_pil_bicubic_taps, (x.shape[dim], in0, in1, out_size), x.device)
     half = torch.full((), 1 << (_PIL_PRECISION_BITS - 1), dtype=torch.int32, device=x.device)
     return (_tap_sum(x, dim, index, taps, half) >> _PIL_PRECISION_BITS).clamp_(0, 255)
 
@@ -229,7 +235,7 @@ def _cv2_lanczos4_taps(in_size: int, out_size: int) -> tuple[torch.Tensor, torch
         # Pixels outside the source replicate the edge pixel.
         index[dx] = torch.arange(sx - 3, sx + 5).clamp_(0, in_size - 1)
         coeffs[dx] = torch.tensor(_lanczos4_coeffs(fx), dtype=torch.float32)
-    return index, coeffs
+    return index, coeffs.double()  # float32 taps, summed in float64 as OpenCV does
 
 
 def cv2_resize_lanczos4(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -241,8 +247,8 @@ def cv2_resize_lanczos4(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(size) == tuple(x.shape[-2:]):
         return x.clone()
     for dim, out in ((-1, size[1]), (-2, size[0])):
-        index, coeffs = _cv2_lanczos4_taps(x.shape[dim], out)
-        x = _tap_sum(x, dim, index, coeffs.double())
+        index, coeffs = _resident(_cv2_lanczos4_taps, (x.shape[dim], out), x.device)
+        x = _tap_sum(x, dim, index, coeffs)
     return x
 
 
@@ -272,5 +278,58 @@ def cv2_resize_linear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(size) == tuple(x.shape[-2:]):
         return x.clone()
     for dim, out, clamp_weights in ((-1, size[1], True), (-2, size[0], False)):
-        x = _tap_sum(x, dim, *_cv2_linear_taps(x.shape[dim], out, clamp_weights))
+        x = _tap_sum(x, dim, *_resident(_cv2_linear_taps, (x.shape[dim], out, clamp_weights), x.device))
     return x
+
+
+# --------------------------------------------------------------------------------------------------
+# torch: F.interpolate(bilinear/bicubic, antialias=True) for any shrink ratio.
+
+# PyTorch's CUDA antialias kernel keeps a window's taps in shared memory and refuses shrinks past
+# about 190x on one axis ("Too much shared memory required"); an allowed panorama (200,000 x 300 to
+# 1024 x 1024) reaches it. Past this ratio an axis is resized here instead, on every device alike.
+MAX_NATIVE_SHRINK = 64.0
+
+
+def _aa_filter(x: torch.Tensor, mode: str) -> torch.Tensor:
+    """UpSampleKernel's antialias filters: triangle (bilinear) and Keys a = -0.5 (bicubic)."""
+    x = x.abs()
+    if mode == "bilinear":
+        return (1 - x).clamp_min(0)
+    a = -0.5
+    inner = ((a + 2) * x - (a + 3)) * x * x + 1
+    outer = (((x - 5) * x + 8) * x - 4) * a
+    return torch.where(x < 1, inner, torch.where(x < 2, outer, torch.zeros_like(x)))
+
+
+@lru_cache(maxsize=16)
+def _torch_aa_taps(in_size: int, out_size: int, mode: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """_compute_indices_weights_aa of UpSampleKernel.cpp (align_corners False): the source window of
+    every output pixel and its normalised filter weights (float32; unused taps weigh 0)."""
+    scale = in_size / out_size
+    support = (2.0 if mode == "bilinear" else 4.0) * 0.5 * max(scale, 1.0)
+    invscale = 1.0 / scale if scale >= 1.0 else 1.0
+    center = scale * (torch.arange(out_size, dtype=torch.float64) + 0.5)
+    xmin = (center - support + 0.5).trunc().clamp_min(0)
+    xsize = (center + support + 0.5).trunc().clamp_max(in_size) - xmin
+    taps = int(math.ceil(support)) * 2 + 1
+    offsets = torch.arange(taps, dtype=torch.float64)
+    weights = _aa_filter((offsets + xmin[:, None] - center[:, None] + 0.5) * invscale, mode)
+    weights = torch.where(offsets < xsize[:, None], weights, torch.zeros_like(weights))
+    total = weights.sum(dim=1, keepdim=True)
+    weights = torch.where(total != 0, weights / total, weights)
+    index = (xmin.long()[:, None] + offsets.long()).clamp_max(in_size - 1)
+    return index, weights.float()
+
+
+def antialiased_resize(x: torch.Tensor, size: tuple[int, int], mode: str = "bilinear") -> torch.Tensor:
+    """F.interpolate(x, size, mode, align_corners=False, antialias=True) of float [B,C,H,W], also for
+    shrinks torch's CUDA kernel refuses: an axis shrunk more than MAX_NATIVE_SHRINK times is resized
+    first by the same filter as a sum over its taps (equal to torch's to float32 rounding)."""
+    for dim, out in ((-1, size[1]), (-2, size[0])):
+        if x.shape[dim] / out > MAX_NATIVE_SHRINK:
+            index, weights = _resident(_torch_aa_taps, (x.shape[dim], out, mode), x.device)
+            x = _tap_sum(x, dim, index, weights.to(x.dtype))
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)

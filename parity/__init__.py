@@ -54,15 +54,20 @@ class Context:
     seed: int  # the checkpoint seed of this case
     device: torch.device
     dtype: torch.dtype
+    channels_last: bool = False  # networks and 4-D inputs in channels_last, as the CUDA model cache gives them
 
     def to(self, x: torch.Tensor) -> torch.Tensor:
-        """A stored input on the run's device; float inputs in the run's dtype."""
-        return x.to(self.device, self.dtype) if x.is_floating_point() else x.to(self.device)
+        """A stored input on the run's device; float inputs in the run's dtype (and memory format)."""
+        if not x.is_floating_point():
+            return x.to(self.device)
+        x = x.to(self.device, self.dtype)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x
 
     def model_for(self, oracle_name: str, checkpoint: str) -> nn.Module:
         """Another folder's stand-in checkpoint (wrapper folders reuse the network folder's), at this
-        case's seed, on the run's device and dtype."""
-        return _cached_oracle_model(oracle_name, checkpoint, self.seed, str(self.device), self.dtype)
+        case's seed, on the run's device, dtype and memory format."""
+        model = _cached_oracle_model(oracle_name, checkpoint, self.seed, str(self.device), self.dtype)
+        return model.to(memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
 
 
 Runner = Callable[[nn.Module | None, dict, Context], list[tuple[str, dict[str, float], bool]]]
@@ -193,6 +198,7 @@ def run(
     device: str | torch.device = "cpu",
     dtype: torch.dtype = torch.float32,
     checkpoint: str | None = None,
+    channels_last: bool = False,
 ) -> list[Check]:
     """Every case of an oracle folder, through `checkpoint` (default: the folder's own registry entry;
     any entry of the same format may be named)."""
@@ -207,7 +213,7 @@ def run(
     checks = []
     with torch.inference_mode():
         for index, case in enumerate(cases):
-            ctx = Context(manifest, case_seed(case, seed), device, dtype)
+            ctx = Context(manifest, case_seed(case, seed), device, dtype, channels_last)
             model = None if checkpoint is None else ctx.model_for(oracle_name, checkpoint)
             for output, figures, passed in target.runner(model, case, ctx):
                 checks.append(Check(index, output, figures, passed))

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 import parity
+from worker.device import set_float32_policy
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -22,16 +23,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--parity-dir", type=Path, help="oracle folder (default ../shared/parity)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", choices=DTYPES, default="float32")
+    parser.add_argument("--channels-last", action="store_true", help="networks and inputs in channels_last")
+    parser.add_argument("--tf32", action="store_true", help="let CUDA run float32 as TF32 (default: IEEE, "
+                                                            "the worker's policy)")
+    parser.add_argument("--checkpoint", help="another registry entry of the folder's format")
     args = parser.parse_args(argv)
     if args.parity_dir:
         os.environ["PARITY_DIR"] = str(args.parity_dir)
+    set_float32_policy(args.tf32)
     names = sorted(parity.targets()) if args.name == "all" else [args.name]
     unknown = [n for n in names if n not in parity.targets()]
     if unknown:
         parser.error(f"no parity runner for {unknown}; known: {sorted(parity.targets())}")
     failed = False
     for name in names:
-        for check in parity.run(name, args.cases, args.seed, args.device, DTYPES[args.dtype]):
+        for check in parity.run(name, args.cases, args.seed, args.device, DTYPES[args.dtype],
+                                checkpoint=args.checkpoint, channels_last=args.channels_last):
             print(check.line(name), flush=True)
             failed |= not check.passed
     return 1 if failed else 0

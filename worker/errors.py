@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from imaging.decode import ImageTooLarge, UndecodableImage
+from imaging.segment import WorkTooLarge
 from models.registry import CheckpointMismatch, WeightsNotFound
 
 
@@ -47,7 +48,7 @@ class JobTimeout(JobError):
 
 
 # Exceptions raised below the service whose messages are written for the caller too.
-CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge)
+CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge)
 
 
 @dataclass(frozen=True)

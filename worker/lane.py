@@ -121,7 +121,10 @@ class DeviceLane:
                 outcome = [(False, exc)] * len(items)
             self._busy_s += time.perf_counter() - start
             for item, (ok, value) in zip(items, outcome):
-                item.loop.call_soon_threadsafe(_resolve, item.future, ok, value)
+                try:
+                    item.loop.call_soon_threadsafe(_resolve, item.future, ok, value)
+                except RuntimeError:  # the job's event loop has closed: nobody waits for this result
+                    pass
 
 
 def _resolve(future: asyncio.Future, ok: bool, value: Any) -> None:

@@ -32,3 +32,29 @@ def test_extract_alpha_is_rounded_square():
     a = torch.arange(256).double()
     assert torch.equal(out[0, 0, 0].long(), (a * a / 255).round().long())
     assert (out[:, 3] == 255).all() and torch.equal(out[:, 0], out[:, 2])
+
+
+def test_apply_mask_table_is_carvekits_float32_arithmetic_for_every_pair():
+    """The table the composite reads equals carvekit's formula with IEEE float32 division, computed
+    independently here elementwise in float64 and rounded as float32 does, for all 65,536 pairs."""
+    import numpy as np
+
+    from imaging.compose import _apply_mask_table
+
+    mask, fg = np.meshgrid(np.arange(256), np.arange(256), indexing="ij")
+    a = (mask.astype(np.float32) / np.float32(255)).astype(np.float32)  # IEEE float32 division
+    value = a * fg.astype(np.float32) + (np.float32(1) - a) * np.float32(130)
+    expected = value.astype(np.float32).astype(np.uint8).reshape(-1)
+    assert np.array_equal(_apply_mask_table().numpy(), expected)
+
+
+def test_apply_mask_does_not_depend_on_the_devices_division():
+    """A reciprocal multiplication (CUDA's scalar division) would change some values; the table does not."""
+    image = torch.arange(256, dtype=torch.uint8).view(1, 1, 1, 256).expand(1, 3, 256, 256)
+    mask = torch.arange(256, dtype=torch.uint8).view(1, 1, 256, 1).expand(1, 1, 256, 256)
+    by_reciprocal = (mask.float() * (1 / torch.tensor(255.0)) * image.float()
+                     + (1 - mask.float() * (1 / torch.tensor(255.0))) * 130).to(torch.uint8)
+    ours = carvekit_apply_mask(image, mask)[:, :3]
+    exact = (mask.float() / 255 * image.float() + (1 - mask.float() / 255) * 130).to(torch.uint8)
+    assert torch.equal(ours, exact)
+    assert not torch.equal(by_reciprocal, exact)  # the hazard is real for some (mask, colour) pairs

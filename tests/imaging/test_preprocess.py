@@ -31,3 +31,23 @@ def test_stretch_recipes_give_the_network_size():
     rgb = np.zeros((100, 50, 3), np.uint8)
     x = network_batch([rgb, rgb], registry.get_spec("u2netp").preprocess, torch.device("cpu"), torch.float32)
     assert x.shape == (2, 3, 320, 320)
+
+
+def test_batches_are_split_to_fit_memory_and_refused_when_one_does_not(monkeypatch):
+    """BiRefNet's scratch memory at seg_mask_size 4096 is ~13 GB an image: a batch is split to fit the
+    free memory, and an input that cannot fit even alone is a clear caller error, not an OOM."""
+    import pytest
+
+    from imaging import segment
+    from models.birefnet import BiRefNet
+
+    per_image = BiRefNet.workspace_bytes(1, 4096, 4096)
+    assert 12 * 2**30 < per_image < 14 * 2**30
+    model = torch.nn.Linear(1, 1)
+    model.workspace_bytes = BiRefNet.workspace_bytes
+    monkeypatch.setattr(segment, "free_bytes", lambda device: int(2.5 * per_image / segment.MEMORY_HEADROOM))
+    assert segment.fitting_batch(model, torch.device("cpu"), 4, (4096, 4096)) == 2
+    monkeypatch.setattr(segment, "free_bytes", lambda device: per_image // 2)
+    with pytest.raises(segment.WorkTooLarge, match="seg_mask_size: a 4096x4096 network input needs about"):
+        segment.fitting_batch(model, torch.device("cpu"), 4, (4096, 4096))
+    assert segment.fitting_batch(torch.nn.Linear(1, 1), torch.device("cpu"), 4, (4096, 4096)) == 4

@@ -120,3 +120,19 @@ def test_linear_resize_is_half_pixel_bilinear(size):
     x = torch.rand(2, 1, 16, 12, generator=torch.Generator().manual_seed(3))
     expected = torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
     assert (cv2_resize_linear(x, size) - expected).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("shape,size", [((1, 3, 20, 20000), (16, 100)), ((2, 1, 9000, 30), (45, 30)),
+                                        ((1, 2, 700, 7000), (10, 70))])
+def test_staged_antialiased_resize_equals_torchs_single_resize(mode, shape, size):
+    """Past MAX_NATIVE_SHRINK an axis is resized by our tap sum (CUDA's kernel refuses ~190x); where
+    torch's own kernel works (the CPU always does) both give the same result to float32 rounding."""
+    from imaging.resample import MAX_NATIVE_SHRINK, antialiased_resize
+
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 255
+    assert max(shape[-2] / size[0], shape[-1] / size[1]) > MAX_NATIVE_SHRINK
+    ours = antialiased_resize(x, size, mode)
+    single = torch.nn.functional.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
+    assert ours.shape == single.shape
+    assert (ours - single).abs().max() < 2e-3  # values up to 255: float32 rounding of long sums

@@ -7,6 +7,7 @@ are checked by the tests of the room that holds the algorithm.)"""
 from __future__ import annotations
 
 import pytest
+import torch
 
 import parity
 from models import registry
@@ -48,3 +49,26 @@ def test_loader_refuses_a_checkpoint_missing_a_key(checkpoint, oracle_name, tmp_
     parity.save_published(state, tmp_path / spec.weights.filename, spec.weights.file_format)
     with pytest.raises(registry.CheckpointMismatch, match="missing"):
         registry.load(spec.name, tmp_path)
+
+
+@pytest.mark.parametrize("oracle_name", sorted(parity.targets()))
+def test_parity_in_channels_last(oracle_name):
+    """On CUDA the model cache converts every network to channels_last: each must still pass, the
+    procedures that run a network (wrapper folders) included."""
+    checks = parity.run(oracle_name, channels_last=True)
+    assert checks, "no cases ran"
+    for check in checks:
+        assert check.passed, check.line(oracle_name)
+
+
+PROCEDURES = sorted(n for n, t in parity.targets().items() if t.checkpoint is None)
+
+
+@pytest.mark.parametrize("oracle_name", PROCEDURES)
+def test_procedure_runners_honour_the_runs_dtype(oracle_name):
+    """`--device` / `--dtype` reach every runner, the procedures too (their networks and inputs): in
+    float64 a runner that left a network or an input behind would fail on mixed dtypes."""
+    checks = parity.run(oracle_name, dtype=torch.float64)
+    assert checks, "no cases ran"
+    for check in checks:
+        assert check.passed, check.line(oracle_name)

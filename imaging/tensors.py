@@ -1,0 +1,33 @@
+"""Small device helpers: constant tensors kept on the device they are used on, and free memory.
+
+Normalisation statistics and similar constants are needed on every call; building them with
+`torch.tensor(..., device=cuda)` each time is a host-to-device copy that stalls the GPU queue. They
+are made once per (values, device, dtype, shape) instead. Callers must not modify them in place.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+
+
+@lru_cache(maxsize=128)
+def constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype = torch.float32,
+             shape: tuple[int, ...] = (-1,)) -> torch.Tensor:
+    return torch.tensor(values, dtype=dtype).view(*shape).to(device)
+
+
+def free_bytes(device: torch.device) -> int:
+    """Memory a computation on `device` can still take: the GPU's free memory plus what torch's caching
+    allocator holds unused, or the host's available memory."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 2**62  # unknown: do not refuse
