@@ -19,8 +19,18 @@ import numpy as np
 import torch
 from torch import nn
 
-from carvekit.auto_select import (CONFIGURED, DEFAULT_SEG_MASK_SIZE, choose_auto, choose_autoscene, detections,
-                                  read_class_map, scene_input, scene_labels, supercategories, top_scene)
+from carvekit.auto_select import (
+    CONFIGURED,
+    DEFAULT_SEG_MASK_SIZE,
+    choose_auto,
+    choose_autoscene,
+    detections,
+    read_class_map,
+    scene_input,
+    scene_labels,
+    supercategories,
+    top_scene,
+)
 from carvekit.fba_matting import fba_alpha
 from carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
 from carvekit.refine import refine

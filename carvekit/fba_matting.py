@@ -32,9 +32,9 @@ import torch
 from torch import nn
 
 from carvekit.params import DEFAULTS
-from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear, pil_thumbnail, thumbnail_size
 from imaging.tensors import constant
+from models.spec import IMAGENET_MEAN, IMAGENET_STD
 
 MASK_SIZE = DEFAULTS.matting_mask_size
 NOISE_FLOOR = 0.3

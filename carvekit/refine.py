@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from carvekit.params import DEFAULTS
-from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from imaging.resample import pil_resize, pil_thumbnail
 from imaging.tensors import constant
+from models.spec import IMAGENET_MEAN, IMAGENET_STD
 
 MASK_SIZE = DEFAULTS.refine_mask_size
 ACCEL_SIZE = DEFAULTS.refine_accel_size

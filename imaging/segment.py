@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spec import ModelSpec
 from imaging.preprocess import network_batch
 from imaging.tensors import free_bytes
+from models.spec import ModelSpec
 
 
 def network_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-
 from models.birefnet import BiRefNet
 from parity import close, runner, tolerance_for
 

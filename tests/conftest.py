@@ -1,15 +1,22 @@
 """Test-wide settings: offline, deterministic, and the paths of ../shared."""
 from __future__ import annotations
 
+import io
+import json
 import os
+import subprocess
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TORCH_NUM_THREADS", "2")
 
 import pytest  # noqa: E402
+import requests  # noqa: E402
 import torch  # noqa: E402
+from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO / ".." / "shared")).resolve()
@@ -25,6 +32,68 @@ def shared() -> Path:
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
     return SHARED / "parity"
+
+
+# --- helpers shared by the end-to-end tests ---------------------------------------------------------
+
+CAR = SHARED / "data" / "rembg" / "car-1.jpg"
+
+
+def worker_env(s3_env: dict, bucket_name: str, **extra: str) -> dict:
+    env = {**os.environ, **s3_env, "S3_BUCKET": bucket_name, "WEIGHTS_DIR": str(SHARED / "weights"),
+           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "DEVICE": "cpu"}
+    env.update(extra)
+    return env
+
+
+def run_local(env: dict, job_input: dict, cwd=REPO) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, str(REPO / "handler.py"), "--test_input", json.dumps({"input": job_input})],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
+    )
+
+
+def read_png(client, bucket_name: str, key: str) -> Image.Image:
+    body = client.get_object(Bucket=bucket_name, Key=key)
+    assert body["ContentType"] == "image/png"
+    return Image.open(io.BytesIO(body["Body"].read()))
+
+
+@contextmanager
+def serve_api(env: dict, log_path: Path | None = None):
+    """handler.py --rp_serve_api in a subprocess: runpod's local /run, /runsync and /status server
+    (its log written to `log_path` when given)."""
+    port = free_port()
+    log_file = open(log_path, "w") if log_path else subprocess.DEVNULL
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "handler.py"), "--rp_serve_api", "--rp_api_port", str(port),
+         "--rp_api_host", "127.0.0.1"],
+        env=env, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                requests.get(url + "/docs", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if log_path:
+            log_file.close()
+
+
+def runsync(url: str, job_input: dict) -> dict:
+    return requests.post(url + "/runsync", json={"input": job_input}, timeout=300).json()
+
+
+def photo_bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
+    out = io.BytesIO()
+    image.save(out, format=fmt, **kwargs)
+    return out.getvalue()
 
 
 def free_port() -> int:

@@ -6,42 +6,30 @@ import json
 import os
 import subprocess
 import sys
-import time
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 import requests
 from PIL import Image
 
-from tests.conftest import REPO, SHARED, free_port, keys_under
-
-CAR = SHARED / "data" / "rembg" / "car-1.jpg"
-
-
-def worker_env(s3_env: dict, bucket_name: str, **extra: str) -> dict:
-    env = {**os.environ, **s3_env, "S3_BUCKET": bucket_name, "WEIGHTS_DIR": str(SHARED / "weights"),
-           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "DEVICE": "cpu"}
-    env.update(extra)
-    return env
-
-
-def run_local(env: dict, job_input: dict, cwd=REPO) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(REPO / "handler.py"), "--test_input", json.dumps({"input": job_input})],
-        env=env, cwd=cwd, capture_output=True, text=True, timeout=300,
-    )
-
-
-def read_png(client, bucket_name: str, key: str) -> Image.Image:
-    body = client.get_object(Bucket=bucket_name, Key=key)
-    assert body["ContentType"] == "image/png"
-    return Image.open(io.BytesIO(body["Body"].read()))
+from tests.conftest import (
+    CAR,
+    REPO,
+    SHARED,
+    free_port,
+    keys_under,
+    photo_bytes,
+    read_png,
+    run_local,
+    runsync,
+    serve_api,
+    worker_env,
+)
 
 
 def test_local_mode_writes_the_cutout(s3_server, bucket):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/car 1", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/car 1", Body=CAR.readphoto_bytes())
     done = run_local(worker_env(s3_server, name), {"id": "car 1", "model": "u2netp"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "car 1" in done.stdout and "local_test" in done.stdout  # job id on the log lines
@@ -65,7 +53,7 @@ def test_local_mode_failure_exits_1_and_writes_nothing(s3_server, bucket):
 
 def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/car", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/car", Body=CAR.readphoto_bytes())
     done = run_local(worker_env(s3_server, name), {"id": "car"})
     assert done.returncode == 1
     out = done.stdout + done.stderr
@@ -76,7 +64,7 @@ def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
 
 def test_test_input_json_in_working_directory(s3_server, bucket, tmp_path):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/from-file", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/from-file", Body=CAR.readphoto_bytes())
     (tmp_path / "test_input.json").write_text(json.dumps({"input": {"id": "from-file", "model": "u2netp",
                                                                     "task": "mask"}}))
     done = subprocess.run([sys.executable, str(REPO / "handler.py")], env=worker_env(s3_server, name),
@@ -99,47 +87,14 @@ def api(s3_server):
         yield url, name, client
 
 
-@contextmanager
-def serve_api(env: dict):
-    """handler.py --rp_serve_api in a subprocess: runpod's local /run, /runsync and /status server."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "handler.py"), "--rp_serve_api", "--rp_api_port", str(port),
-         "--rp_api_host", "127.0.0.1"],
-        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(240):
-            try:
-                requests.get(url + "/docs", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.5)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def runsync(url: str, job_input: dict) -> dict:
-    return requests.post(url + "/runsync", json={"input": job_input}, timeout=300).json()
-
-
-def _bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
-    out = io.BytesIO()
-    image.save(out, format=fmt, **kwargs)
-    return out.getvalue()
-
-
 def bad_inputs() -> dict[str, tuple[bytes, str]]:
     """Objects the worker must refuse with a clear error (each name -> bytes, expected message)."""
-    jpeg = CAR.read_bytes()
+    jpeg = CAR.readphoto_bytes()
     return {
         "text": (b"hello, I am not an image", "cannot decode image"),
         "empty": (b"", "cannot decode image"),
         "truncated": (jpeg[: len(jpeg) // 3], "cannot decode image"),
-        "bomb": (_bytes(Image.new("L", (5000, 5000)), "PNG"), "image too large"),
+        "bomb": (photo_bytes(Image.new("L", (5000, 5000)), "PNG"), "image too large"),
         "fake-png": (b"\x89PNG\r\n\x1a\n" + os.urandom(64), "cannot decode image"),
     }
 
@@ -154,18 +109,18 @@ def good_inputs() -> dict[str, bytes]:
     exif = Image.Exif()
     exif[0x0112] = 8
     return {
-        "cmyk.jpg": _bytes(photo.convert("CMYK"), "JPEG"),
-        "progressive.jpg": _bytes(photo, "JPEG", progressive=True),
-        "rotated.jpg": _bytes(photo, "JPEG", exif=exif),
-        "grey.png": _bytes(photo.convert("L"), "PNG"),
-        "grey16.png": _bytes(Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257), "PNG"),
-        "palette.png": _bytes(photo.convert("P"), "PNG"),
-        "alpha.png": _bytes(rgba, "PNG"),
-        "photo.webp": _bytes(photo, "WEBP"),
+        "cmyk.jpg": photo_bytes(photo.convert("CMYK"), "JPEG"),
+        "progressive.jpg": photo_bytes(photo, "JPEG", progressive=True),
+        "rotated.jpg": photo_bytes(photo, "JPEG", exif=exif),
+        "grey.png": photo_bytes(photo.convert("L"), "PNG"),
+        "grey16.png": photo_bytes(Image.fromarray(np.asarray(photo.convert("L")).astype(np.uint16) * 257), "PNG"),
+        "palette.png": photo_bytes(photo.convert("P"), "PNG"),
+        "alpha.png": photo_bytes(rgba, "PNG"),
+        "photo.webp": photo_bytes(photo, "WEBP"),
         "anim.gif": gif.getvalue(),
-        "photo.bmp": _bytes(photo, "BMP"),
-        "photo.tiff": _bytes(photo, "TIFF"),
-        "tiny.png": _bytes(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"),
+        "photo.bmp": photo_bytes(photo, "BMP"),
+        "photo.tiff": photo_bytes(photo, "TIFF"),
+        "tiny.png": photo_bytes(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"),
     }
 
 
@@ -178,7 +133,7 @@ def test_bad_images_answer_errors_and_the_worker_goes_on(api):
         assert isinstance(answer["error"], str) and message in answer["error"], (key, answer)
         assert "Traceback" not in answer["error"]
     assert keys_under(client, name, "img/") == []
-    client.put_object(Bucket=name, Key="ogs/after-bad", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/after-bad", Body=CAR.readphoto_bytes())
     answer = runsync(url, {"id": "after-bad", "model": "u2netp"})
     assert answer["status"] == "COMPLETED" and answer["output"]["key"] == "img/after-bad/trans.png"
 
@@ -218,7 +173,7 @@ def test_inputs_it_must_survive_give_correct_cutouts(api):
 
 def test_bg_color_and_mask_task(api):
     url, name, client = api
-    client.put_object(Bucket=name, Key="ogs/colour", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/colour", Body=CAR.readphoto_bytes())
     answer = runsync(url, {"id": "colour", "model": "u2netp", "bg_color": "#00ff00"})
     assert answer["status"] == "COMPLETED", answer
     out = read_png(client, name, "img/colour/trans.png")
@@ -240,7 +195,7 @@ def s3_record(bucket_name: str, key: str) -> dict:
 def test_s3_event_with_several_records(api):
     url, name, client = api
     for key in ("ev/one", "ev/two two"):
-        client.put_object(Bucket=name, Key=f"ogs/{key}", Body=CAR.read_bytes())
+        client.put_object(Bucket=name, Key=f"ogs/{key}", Body=CAR.readphoto_bytes())
     records = [s3_record(name, "ogs/ev/one"), s3_record(name, "ogs/ev/two two"),
                s3_record(name, "img/ev/one/trans.png"), s3_record(name, "ogs/ev/absent")]
     answer = runsync(url, {"Records": records, "model": "u2netp"})
@@ -256,7 +211,7 @@ def test_forwarder_posts_to_the_endpoint(api, monkeypatch):
     url, name, client = api
     from forwarder.lambda_function import lambda_handler
 
-    client.put_object(Bucket=name, Key="ogs/fwd/a b", Body=CAR.read_bytes())
+    client.put_object(Bucket=name, Key="ogs/fwd/a b", Body=CAR.readphoto_bytes())
     monkeypatch.setenv("RUNPOD_ENDPOINT_URL", url)
     monkeypatch.setenv("JOB_OPTIONS", json.dumps({"model": "u2netp"}))
     result = lambda_handler({"Records": [s3_record(name, "ogs/fwd/a b"), s3_record(name, "other/x")]})
@@ -272,22 +227,22 @@ def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path):
     import torch
 
     import parity
-    from models import registry
     from imaging.decode import decode
     from imaging.postprocess import full_size_alpha
     from imaging.segment import predict_mattes
+    from models import registry
 
     name, client = bucket
     spec = registry.get_spec("briaai/RMBG-2.0")
     parity.install_oracle_weights([spec.name], tmp_path)
     photo = Image.open(CAR).convert("RGB").resize((240, 180))
-    client.put_object(Bucket=name, Key="ogs/rmbg", Body=_bytes(photo, "PNG"))
+    client.put_object(Bucket=name, Key="ogs/rmbg", Body=photo_bytes(photo, "PNG"))
     done = run_local(worker_env(s3_server, name, WEIGHTS_DIR=str(tmp_path)), {"id": "rmbg"})
     assert done.returncode == 0, done.stdout + done.stderr
     out = read_png(client, name, "img/rmbg/trans.png")
     assert out.mode == "RGBA" and out.size == photo.size
     model = registry.load("briaai/RMBG-2.0", weights_dir=tmp_path)
-    image = decode(_bytes(photo, "PNG"), 10**9)
+    image = decode(photo_bytes(photo, "PNG"), 10**9)
     expected = full_size_alpha(predict_mattes(model, spec, [image.rgb], batch_size=1)[0], image)
     got = torch.from_numpy(np.asarray(out)[..., 3].copy())
     assert (got.int() - expected.int()).abs().max() <= 1

@@ -9,11 +9,9 @@ from PIL import Image
 from torch import nn
 from torchvision.models import densenet161
 
-from builder.convert_scene_classifier import convert
 import parity
-from models import registry
-from tests.conftest import free_port, keys_under
-from tests.test_handler import CAR, _bytes, read_png, runsync, serve_api, worker_env
+from builder.convert_scene_classifier import convert
+from tests.conftest import CAR, free_port, keys_under, photo_bytes, read_png, runsync, serve_api, worker_env
 
 # the chain's networks, as the oracle's stand-in checkpoints
 CHAIN_NETWORKS = ["tracer_b7", "isnet", "cascadepsp-carveset", "fba", "yolov4"]
@@ -41,7 +39,7 @@ def chain_api(s3_server, tmp_path_factory):
     client = boto3.client("s3")
     client.create_bucket(Bucket=bucket_name)
     photo = Image.open(CAR).convert("RGB").resize((160, 120))
-    client.put_object(Bucket=bucket_name, Key="ogs/photo", Body=_bytes(photo, "PNG"))
+    client.put_object(Bucket=bucket_name, Key="ogs/photo", Body=photo_bytes(photo, "PNG"))
     with serve_api(worker_env(s3_server, bucket_name, WEIGHTS_DIR=str(weights), MAX_RESIDENT_MODELS="6")) as url:
         yield url, bucket_name, client, photo.size
 

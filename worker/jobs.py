@@ -14,7 +14,8 @@ from typing import Awaitable, Callable
 
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
-from worker import config, removal, storage as storage_mod
+from worker import config, removal
+from worker import storage as storage_mod
 from worker.cache import ModelCache
 from worker.context import JobRun, Services
 from worker.device import DeviceInfo, prepare

@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models import registry
 from imaging.preprocess import network_batch
+from models import registry
 
 
 def test_deeplabv3_keeps_the_aspect_ratio_like_carvekits_thumbnail():

@@ -11,6 +11,7 @@ import parity
 from models import registry
 from models.birefnet import BiRefNet, spec_from_folder
 
+
 def test_matte_is_the_float32_sigmoid_of_the_logits():
     logits = torch.tensor([[[[0.0, 100.0]]]], dtype=torch.float16)
     matte = registry.get_spec("briaai/RMBG-2.0").to_matte(logits)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from models import registry
 from imaging.decode import decode
 from imaging.postprocess import full_size_alpha
 from imaging.preprocess import network_batch
 from imaging.segment import predict_mattes
+from models import registry
 from tests.conftest import SHARED
 
 REAL = SHARED / "parity" / "u2netp-real"
