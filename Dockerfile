@@ -1,9 +1,15 @@
-# RunPod serverless worker: background removal (RMBG-2.0 / BiRefNet, carvekit chain).
+# syntax=docker/dockerfile:1
+# RunPod serverless worker: background removal (RMBG-2.0 / BiRefNet, carvekit chain), face
+# restoration, upscaling, background matting. Needs BuildKit (the HF_TOKEN secret mount below):
+#   DOCKER_BUILDKIT=1 docker build --secret id=HF_TOKEN,env=HF_TOKEN -t you/bg-worker .
+# torch 2.14.1 from PyPI is its CUDA 13.0 build: the host's NVIDIA driver must support CUDA 13.0
+# (driver 580 or newer); an older driver makes the worker refuse to start with DEVICE=cuda.
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     WEIGHTS_DIR=/weights \
+    LOCAL_BUCKET_DIR=/app/bucket \
     HF_HOME=/tmp/hf
 
 WORKDIR /app
@@ -11,7 +17,9 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY models/ models/
-COPY pipeline/ pipeline/
+COPY imaging/ imaging/
+COPY carvekit/ carvekit/
+COPY worker/ worker/
 COPY builder/ builder/
 COPY handler.py .
 
@@ -21,6 +29,8 @@ ARG MODELS="briaai/RMBG-2.0 u2netp"
 RUN --mount=type=secret,id=HF_TOKEN,required=false \
     HF_TOKEN="$(cat /run/secrets/HF_TOKEN 2>/dev/null)" python -m builder.fetch_weights ${MODELS} \
     && rm -rf /tmp/hf
+# The sample the RunPod hub's tests (.runpod/tests.json) cut out when no bucket is configured.
+RUN python -m builder.hub_files --sample /app/bucket/ogs/sample.png
 ENV HF_HUB_OFFLINE=1
 
 CMD ["python", "-u", "handler.py"]

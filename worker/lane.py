@@ -43,7 +43,6 @@ class DeviceLane:
         self._cond = threading.Condition()
         self._expected = 0  # jobs that may still submit batchable work
         self._busy_s = 0.0  # time spent running work, for the busy fraction
-        self._started = time.perf_counter()
         self.batches: list[int] = []  # sizes of the batches run, for tests and benchmarks
         self._thread = threading.Thread(target=self._loop, name="device-lane", daemon=True)
         self._thread.start()
@@ -68,8 +67,11 @@ class DeviceLane:
             self._expected = max(0, self._expected - 1)
             self._cond.notify_all()
 
-    def busy_fraction(self) -> float:
-        return self._busy_s / max(time.perf_counter() - self._started, 1e-9)
+    @property
+    def busy_seconds(self) -> float:
+        """Time the lane has spent running work since it started (device busy time, on CUDA measured
+        to the end of the work's kernels when the work synchronises, as the timed stages do)."""
+        return self._busy_s
 
     # -- the lane thread --------------------------------------------------------------------------
     async def _submit(self, key: Hashable | None, payload: Any, run: Callable) -> Any:

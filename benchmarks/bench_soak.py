@@ -1,0 +1,68 @@
+"""Soak: many sequential jobs in one worker; resident memory must not grow after warm-up.
+
+    PYTHONPATH=. python benchmarks/bench_soak.py [--jobs 500] [--model u2netp] [--device cpu]
+
+Runs the jobs in process on a local-folder bucket (small photos, alternating remove_background and
+mask, with a bad input every 25th job), then prints the resident set size after the warm-up (the
+first 20 jobs) and at the end, and the growth between them.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO))
+
+from worker import config  # noqa: E402
+from worker.jobs import Worker  # noqa: E402
+
+WARM_UP = 20
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=500)
+    parser.add_argument("--model", default="u2netp")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    bucket = Path(tempfile.mkdtemp())
+    (bucket / "ogs").mkdir()
+    photo = Image.open(SHARED / "data" / "rembg" / "car-1.jpg").convert("RGB").resize((320, 240))
+    out = io.BytesIO()
+    photo.save(out, format="JPEG")
+    (bucket / "ogs" / "photo").write_bytes(out.getvalue())
+    (bucket / "ogs" / "bad").write_bytes(b"not an image")
+    worker = Worker(replace(config.load(), bucket=None, local_bucket_dir=str(bucket), device=args.device,
+                            weights_dir=SHARED / "weights"))
+    start, after_warm_up, failures = time.perf_counter(), 0, 0
+    for n in range(args.jobs):
+        job = {"id": "bad" if n % 25 == 24 else "photo", "model": args.model,
+               "task": "mask" if n % 2 else "remove_background"}
+        answer = asyncio.run(worker.run(job, f"soak-{n}"))
+        failures += "error" in answer and job["id"] != "bad"
+        if n + 1 == WARM_UP:
+            after_warm_up = rss_bytes()
+    end = rss_bytes()
+    growth = (end - after_warm_up) / after_warm_up
+    print(f"{args.jobs} jobs ({args.model}, {args.device}) in {time.perf_counter() - start:.0f} s, unexpected failures "
+          f"{failures}\n| RSS after {WARM_UP} jobs MiB | RSS after {args.jobs} MiB | growth |\n|---|---|---|\n"
+          f"| {after_warm_up / 2**20:.0f} | {end / 2**20:.0f} | {growth:+.1%} |")
+
+
+if __name__ == "__main__":
+    main()

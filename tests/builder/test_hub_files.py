@@ -1,0 +1,38 @@
+"""The RunPod hub files: made from the code (no setting written twice), and their tests pass."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+from builder import hub_files
+from tests.conftest import REPO, SHARED
+from worker import config
+
+
+def test_committed_hub_files_are_the_generated_ones():
+    assert json.loads((REPO / ".runpod" / "hub.json").read_text()) == hub_files.hub()
+    assert json.loads((REPO / ".runpod" / "tests.json").read_text()) == hub_files.tests()
+    keys = [e["key"] for e in hub_files.hub()["config"]["env"]]
+    assert keys == [name for name, _, _ in config.documented()] and "MAX_CONCURRENCY" in keys
+
+
+def test_the_hubs_tests_pass_in_local_mode(tmp_path):
+    """What the hub runs: each tests.json input through handler.py, the sample image in the image's
+    local bucket folder (the Docker build writes it there)."""
+    hub_files.write_sample(tmp_path / "ogs" / hub_files.SAMPLE_ID)
+    env = {**os.environ, "LOCAL_BUCKET_DIR": str(tmp_path), "WEIGHTS_DIR": str(SHARED / "weights"),
+           "DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    for test in hub_files.tests()["tests"]:
+        done = subprocess.run([sys.executable, str(REPO / "handler.py"), "--test_input",
+                               json.dumps({"input": test["input"]})], env=env, cwd=REPO, capture_output=True,
+                              text=True, timeout=test["timeout"] / 1000)
+        assert done.returncode == 0, (test["name"], done.stdout[-2000:], done.stderr[-2000:])
+    cutout = np.asarray(Image.open(tmp_path / "img" / hub_files.SAMPLE_ID / "trans.png"))
+    assert cutout.shape == (240, 320, 4)
+    alpha = cutout[..., 3]
+    assert alpha[125, 160] > 200 and alpha[5, 5] < 50  # the disc is kept, the corner removed
