@@ -20,6 +20,9 @@ from PIL import Image  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("SHARED_DIR", REPO / ".." / "shared")).resolve()
+# The device the end-to-end tests run the worker on: the CPU unless DEVICE says otherwise
+# (benchmarks/gpu_check.sh runs the suite with DEVICE=cuda).
+DEVICE = os.environ.get("DEVICE") or "cpu"
 sys.path.insert(0, str(REPO))
 torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
@@ -41,7 +44,7 @@ CAR = SHARED / "data" / "rembg" / "car-1.jpg"
 
 def worker_env(s3_env: dict, bucket_name: str, **extra: str) -> dict:
     env = {**os.environ, **s3_env, "S3_BUCKET": bucket_name, "WEIGHTS_DIR": str(SHARED / "weights"),
-           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "DEVICE": "cpu"}
+           "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", "DEVICE": DEVICE}
     env.update(extra)
     return env
 

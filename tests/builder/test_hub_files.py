@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from builder import hub_files
-from tests.conftest import REPO, SHARED
+from tests.conftest import DEVICE, REPO, SHARED
 from worker import config
 
 
@@ -26,7 +26,7 @@ def test_the_hubs_tests_pass_in_local_mode(tmp_path):
     local bucket folder (the Docker build writes it there)."""
     hub_files.write_sample(tmp_path / "ogs" / hub_files.SAMPLE_ID)
     env = {**os.environ, "LOCAL_BUCKET_DIR": str(tmp_path), "WEIGHTS_DIR": str(SHARED / "weights"),
-           "DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+           "DEVICE": DEVICE, "HF_HUB_OFFLINE": "1"}
     for test in hub_files.tests()["tests"]:
         done = subprocess.run([sys.executable, str(REPO / "handler.py"), "--test_input",
                                json.dumps({"input": test["input"]})], env=env, cwd=REPO, capture_output=True,

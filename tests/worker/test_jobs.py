@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 import parity
-from tests.conftest import SHARED
+from tests.conftest import DEVICE, SHARED
 from worker.config import Settings
 from worker.jobs import Worker
 from worker.storage import LocalStorage
@@ -36,7 +36,7 @@ def bucket(tmp_path):
 
 
 def settings_for(bucket, **changes) -> Settings:
-    base = Settings(local_bucket_dir=str(bucket), weights_dir=SHARED / "weights", device="cpu",
+    base = Settings(local_bucket_dir=str(bucket), weights_dir=SHARED / "weights", device=DEVICE,
                     default_model="u2netp", batch_wait_ms=2000, max_concurrency=4)
     return replace(base, **changes)
 
