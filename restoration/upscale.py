@@ -143,6 +143,11 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _tiled(model: nn.Module, x: torch.Tensor, net_scale: int, tile: int, tile_pad: int,
            counter: _Counter) -> torch.Tensor:
     """RealESRGANer.tile_process: every tile a separate forward, cropped into a zero canvas."""
+    mod = _MOD_SCALE.get(net_scale, 1)
+    if tile % mod or tile_pad % mod:
+        # Otherwise some tiles have sides the x2 / x1 nets cannot pixel-unshuffle (the original fails
+        # there with an AssertionError in basicsr's pixel_unshuffle).
+        raise ValueError(f"tile and tile_pad must be multiples of {mod} for an x{net_scale} network")
     batch, channels, height, width = x.shape
     out = x.new_zeros(batch, channels, height * net_scale, width * net_scale)
     for y0 in range(0, height, tile):

@@ -219,3 +219,11 @@ def test_forward_passes_count_the_alpha_pass_and_the_padded_tiles():
 def test_params_are_validated(bad):
     with pytest.raises(ValueError):
         UpscaleParams(**bad)
+
+
+def test_x2_tiles_must_have_even_sides():
+    """The x2 net pixel-unshuffles each tile: an odd tile_pad would give odd tiles (the original asserts)."""
+    with pytest.raises(ValueError, match="multiples of 2"):
+        upscale(small_net(2), textured((12, 14, 3)), 2, UpscaleParams(tile=8, tile_pad=3, outscale=None))
+    out = upscale(small_net(2), textured((13, 15, 3)), 2, UpscaleParams(tile=8, tile_pad=4, outscale=None))
+    assert out.shape == (26, 30, 3)
