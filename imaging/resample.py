@@ -11,7 +11,8 @@ Pillow 13, 8-bit images (Resample.c, Reduce.c, Image.thumbnail):
   `pil_thumbnail`  Image.thumbnail((n, n)) (BICUBIC, reducing_gap 2.0): `reduce` first when that
                    leaves >= 2x to the bicubic resize; `thumbnail_size` gives its size.
 OpenCV (resizeGeneric_ path):
-  `cv2_resize_lanczos4`  float64 INTER_LANCZOS4 (float32 taps summed in float64).
+  `cv2_resize_lanczos4`  INTER_LANCZOS4 of float64 (float32 taps summed in float64), uint8 (11-bit
+                         fixed-point taps, exact int sums, one rounding shift) or uint16 (float32).
   `cv2_resize_linear`    float32 INTER_LINEAR.
 
 Tap tables are built on the CPU in float64 (C doubles) and cached per size; each pass is a sum over
@@ -238,18 +239,46 @@ def _cv2_lanczos4_taps(in_size: int, out_size: int) -> tuple[torch.Tensor, torch
     return index, coeffs.double()  # float32 taps, summed in float64 as OpenCV does
 
 
-def cv2_resize_lanczos4(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """cv2.resize(x, (w, h), interpolation=INTER_LANCZOS4) of float64 [..., H, W].
+# OpenCV's fixed-point resize of 8-bit images (INTER_RESIZE_COEF_BITS): taps are cvRound(c * 2^11) as
+# int16, both passes are summed exactly in int, and the result is (sum + 2^21) >> 22 saturated to 8 bits.
+_CV2_COEF_BITS = 11
 
-    Same size is a copy; otherwise a horizontal then a vertical 8-tap pass, each summed tap by tap in
-    float64 in OpenCV's order (float32 taps promoted to double).
+
+def cv2_resize_lanczos4(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """cv2.resize(x, (w, h), interpolation=INTER_LANCZOS4) of float64, uint8 or uint16 [..., H, W].
+
+    Same size is a copy; otherwise a horizontal then a vertical 8-tap pass (resizeGeneric_ with
+    HResizeLanczos4 / VResizeLanczos4, edge pixels replicated):
+      float64  each pass summed tap by tap in float64 (float32 taps promoted to double);
+      uint8    taps rounded to 11-bit int16, int sums (exact, so the order is immaterial), one final
+               rounding shift by 22 bits saturated to [0, 255];
+      uint16   each pass summed tap by tap in float32, rounded half to even and saturated to 16 bits.
     """
     if tuple(size) == tuple(x.shape[-2:]):
         return x.clone()
+    if x.dtype == torch.uint8:
+        return _cv2_lanczos4_u8(x, size)
+    work = {torch.float64: torch.float64, torch.uint16: torch.float32}.get(x.dtype)
+    if work is None:
+        raise TypeError(f"cv2_resize_lanczos4 takes float64, uint8 or uint16, not {x.dtype}")
+    y = x.to(work)
     for dim, out in ((-1, size[1]), (-2, size[0])):
-        index, coeffs = _resident(_cv2_lanczos4_taps, (x.shape[dim], out), x.device)
-        x = _tap_sum(x, dim, index, coeffs)
-    return x
+        index, coeffs = _resident(_cv2_lanczos4_taps, (y.shape[dim], out), y.device)
+        y = _tap_sum(y, dim, index, coeffs.to(work))
+    if x.dtype == torch.uint16:
+        return y.round_().clamp_(0, 65535).to(torch.int32).to(torch.uint16)
+    return y
+
+
+def _cv2_lanczos4_u8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    y = x.to(torch.int64)
+    for dim, out in ((-1, size[1]), (-2, size[0])):
+        index, coeffs = _resident(_cv2_lanczos4_taps, (y.shape[dim], out), y.device)
+        # saturate_cast<short>(c * INTER_RESIZE_COEF_SCALE): cvRound, half to even like torch.round.
+        fixed = (coeffs * (1 << _CV2_COEF_BITS)).round().to(torch.int64)
+        y = _tap_sum(y, dim, index, fixed)
+    half = 1 << (2 * _CV2_COEF_BITS - 1)
+    return ((y + half) >> (2 * _CV2_COEF_BITS)).clamp_(0, 255).to(torch.uint8)
 
 
 @lru_cache(maxsize=64)

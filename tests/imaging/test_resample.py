@@ -136,3 +136,20 @@ def test_staged_antialiased_resize_equals_torchs_single_resize(mode, shape, size
     single = torch.nn.functional.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
     assert ours.shape == single.shape
     assert (ours - single).abs().max() < 2e-3  # values up to 255: float32 rounding of long sums
+
+
+@pytest.mark.parametrize("dtype, top", [(torch.uint8, 255), (torch.uint16, 65535)])
+@pytest.mark.parametrize("size", [(23, 30), (6, 4), (9, 40)])
+def test_integer_lanczos4_rounds_the_float_resize(dtype, top, size):
+    """uint8: OpenCV's 11-bit fixed-point taps and one rounding shift; uint16: float32 sums rounded.
+    Both stay within 1 of the float64 resize rounded and saturated (checked bit for bit against
+    opencv-python 5.0.0 offline: benchmarks/compare_opencv.py)."""
+    x = (torch.rand(2, 9, 13, generator=torch.Generator().manual_seed(4)) * top).round()
+    x[0, :3] = top  # saturated areas: the negative lobes overshoot
+    exact = cv2_resize_lanczos4(x.double(), size).round().clamp(0, top)
+    ours = cv2_resize_lanczos4(x.to(torch.int32).to(dtype), size)
+    assert ours.dtype == dtype and ours.shape == (2, *size)
+    diff = (ours.to(torch.int32) - exact.to(torch.int32)).abs()
+    assert diff.max() <= 1
+    if dtype == torch.uint16:
+        assert (diff == 0).double().mean() > 0.99  # float32 sums: off only next to a .5
