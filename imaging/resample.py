@@ -12,6 +12,7 @@ Pillow 13, 8-bit images (Resample.c, Reduce.c, Image.thumbnail):
                    leaves >= 2x to the bicubic resize; `thumbnail_size` gives its size.
 OpenCV (resizeGeneric_ path):
   `cv2_resize_lanczos4`  float64 INTER_LANCZOS4 (float32 taps summed in float64).
+  `cv2_resize_lanczos4_u8`  uint8 INTER_LANCZOS4 (taps in 11-bit fixed point, int sums, >> 22).
   `cv2_resize_linear`    float32 INTER_LINEAR.
 
 Tap tables are built on the CPU in float64 (C doubles) and cached per size; each pass is a sum over
@@ -244,6 +245,32 @@ def cv2_resize_lanczos4(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         index, coeffs = _cv2_lanczos4_taps(x.shape[dim], out)
         x = _tap_sum(x, dim, index, coeffs.double())
     return x
+
+
+_CV2_RESIZE_COEF_BITS = 11  # imgproc INTER_RESIZE_COEF_BITS: 8-bit images use 2048-scaled short taps
+
+
+@lru_cache(maxsize=64)
+def _cv2_lanczos4_fixed_taps(in_size: int, out_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    # saturate_cast<short>(cbuf[k] * INTER_RESIZE_COEF_SCALE): cvRound, halves to even like torch.round
+    index, coeffs = _cv2_lanczos4_taps(in_size, out_size)
+    return index, torch.round(coeffs * (1 << _CV2_RESIZE_COEF_BITS)).to(torch.int32)
+
+
+def cv2_resize_lanczos4_u8(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """cv2.resize(x, (w, h), interpolation=INTER_LANCZOS4) of uint8 [..., H, W], exactly.
+
+    OpenCV's 8-bit path: taps rounded to 11-bit fixed point, a horizontal pass into an int buffer,
+    a vertical pass of int products, then (sum + 2^21) >> 22 saturated to 0..255. Same size is a copy.
+    """
+    if tuple(size) == tuple(x.shape[-2:]):
+        return x.clone()
+    y = x.to(torch.int32)
+    y = _tap_sum(y, -1, *_cv2_lanczos4_fixed_taps(x.shape[-1], size[1]))
+    shift = 2 * _CV2_RESIZE_COEF_BITS
+    half = torch.full((), 1 << (shift - 1), dtype=torch.int32, device=x.device)
+    y = _tap_sum(y, -2, *_cv2_lanczos4_fixed_taps(x.shape[-2], size[0]), init=half)
+    return (y >> shift).clamp_(0, 255).to(torch.uint8)
 
 
 @lru_cache(maxsize=64)
