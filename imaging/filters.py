@@ -127,9 +127,13 @@ def _symmetric_column_pass(x: torch.Tensor, kernel: tuple[float, ...]) -> torch.
     radius = size // 2
     padded = x[..., reflect101_index(height, radius, x.device), :]
     acc = padded[..., radius:radius + height, :] * kernel[radius]
+    pair = torch.empty_like(acc)
     for j in range(1, radius + 1):
-        pair = padded[..., radius + j:radius + j + height, :] + padded[..., radius - j:radius - j + height, :]
-        acc = acc + kernel[radius + j] * pair if x.dtype == torch.float64 else fma_scalar(kernel[radius + j], pair, acc)
+        torch.add(padded[..., radius + j:radius + j + height, :], padded[..., radius - j:radius - j + height, :], out=pair)
+        if x.dtype == torch.float64:  # two roundings, as OpenCV's double loop (no FMA)
+            acc.add_(pair.mul_(kernel[radius + j]))
+        else:
+            acc = fma_scalar(kernel[radius + j], pair, acc)
     return acc
 
 

@@ -82,6 +82,14 @@ def decode_landmarks(landmarks: torch.Tensor, priors: torch.Tensor,
     return (priors[:, None, :2] + points * variance[0] * priors[:, None, 2:]).reshape(-1, 10)
 
 
+def network_dtype(network: object) -> torch.dtype:
+    """The dtype a network computes in: its parameters' (float32 for a parameterless callable)."""
+    if isinstance(network, nn.Module):
+        for parameter in network.parameters():
+            return parameter.dtype
+    return torch.float32
+
+
 def network_input(image_rgb: torch.Tensor) -> torch.Tensor:
     """uint8 RGB [3, H, W] -> RetinaFace's float32 input [1, 3, H, W]: BGR, minus the mean, unscaled."""
     mean = torch.tensor(BGR_MEAN, dtype=torch.float32, device=image_rgb.device).view(3, 1, 1)
@@ -143,7 +151,7 @@ def detect_faces(detector: nn.Module, image_rgb: torch.Tensor, params: Detection
     if params.resize is not None:
         scale = min(height, width) / params.resize
         image_rgb = cv2_resize_lanczos4_u8(image_rgb, (int(height / scale), int(width / scale)))
-    dtype = next(detector.parameters()).dtype
+    dtype = network_dtype(detector)
     out = detector(network_input(image_rgb).to(dtype))
     faces = decode_detections(out.loc[0], out.logits[0], out.landmarks[0], *image_rgb.shape[-2:], params)
     if scale != 1.0:  # numpy float32 arrays times a Python float: float32 products

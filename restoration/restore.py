@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
-from restoration.detection import DetectionParams, Faces, detect_faces
+from restoration.detection import DetectionParams, Faces, detect_faces, network_dtype
 from restoration.paste import FACE_SIZE, background, parse_mask, paste_faces, upscaled_size
 
 Network = Callable[[torch.Tensor], object]
@@ -78,16 +78,9 @@ def parser_input(faces: torch.Tensor) -> torch.Tensor:
     return (faces.float() / 255.0 - 0.5) / 0.5
 
 
-def _dtype_of(network: Network) -> torch.dtype:
-    if isinstance(network, nn.Module):
-        for parameter in network.parameters():
-            return parameter.dtype
-    return torch.float32
-
-
 def _batched(network: Network, x: torch.Tensor, batch_size: int):
     """The network's output for each batch of `x`, in its parameters' dtype, lazily."""
-    dtype = _dtype_of(network)
+    dtype = network_dtype(network)
     for start in range(0, len(x), batch_size):
         with torch.inference_mode():
             yield network(x[start:start + batch_size].to(dtype))

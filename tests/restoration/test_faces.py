@@ -20,7 +20,7 @@ from imaging.filters import _softfloat_exp, erode, gaussian_blur, gaussian_kerne
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_lanczos4_u8
 from imaging.warp import invert_affine_transform, warp_affine
 from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
-from restoration.detection import (DetectionParams, Faces, _eyes_far_enough, _nms_order, center_face, decode_boxes,
+from restoration.detection import (Faces, _eyes_far_enough, _nms_order, center_face, decode_boxes,
                                    decode_detections, decode_landmarks, prior_boxes)
 from restoration.paste import PARSE_FRAME, background, parse_mask, paste_faces
 
