@@ -114,9 +114,9 @@ def test_an_image_without_faces_is_the_upsampled_background():
 
 def test_only_the_centre_face_is_restored_when_asked():
     faces = [face_landmarks(30, 30, 40), face_landmarks(66, 50, 40)]
-    both = restore(image(), PlantedDetector(faces), negative, FaceParser(), RestoreParams(upscale=1))
-    centre = restore(image(), PlantedDetector(faces), negative, FaceParser(),
-                     RestoreParams(upscale=1, only_center_face=True))
+    both = restore(image(), PlantedDetector(faces), negative, None, RestoreParams(upscale=1, use_parse=False))
+    centre = restore(image(), PlantedDetector(faces), negative, None,
+                     RestoreParams(upscale=1, use_parse=False, only_center_face=True))
     assert both.faces_found == 2 and centre.faces_found == 1
     assert torch.allclose(centre.faces.landmarks[0], faces[1], atol=0.05)
 
