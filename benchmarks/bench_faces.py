@@ -1,6 +1,6 @@
 """Face pipeline speed without the restoration networks: detection, alignment and paste-back.
 
-    PYTHONPATH=. python benchmarks/bench_faces.py [--device cuda] [--size 1000 1000] [--faces 2] [--repeat 3]
+    PYTHONPATH=. python benchmarks/bench_faces.py [--device cuda] [--size 1000 1000] [--faces 2] [--repeat 3] [--threads N]
 
 On one photo of `size` (about 1 MP by default) with `faces` faces: ms for RetinaFace (network + decoding,
 the oracle's stand-in weights through the real loader), for the LMEDS alignment and 512 crops, for the
@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, nargs=2, default=(1000, 1000), metavar=("H", "W"))
     parser.add_argument("--faces", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     height, width = args.size
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (3, height, width), generator=generator, dtype=torch.uint8).to(args.device)
