@@ -1,7 +1,7 @@
 """GFPGAN and ParseNet: seconds per 512x512 face, and what half precision does to their outputs.
 
     PYTHONPATH=. python benchmarks/bench_faces.py speed [--device cuda] [--batches 1 4] [--dtypes float32]
-    PYTHONPATH=. python benchmarks/bench_faces.py precision [--device cpu] [--models gfpgan-v1.4] [--no-noise]
+    PYTHONPATH=. python benchmarks/bench_faces.py precision [--device cpu] [--models gfpgan-v1.4] [--variants float16 ...] [--no-noise]
 
 speed: seconds per face and peak memory for each (model, dtype, batch), each in a fresh process so
 that the CPU peak (max RSS) belongs to that configuration alone. The weights are the parity oracle's
@@ -39,6 +39,7 @@ from parity.parsenet import parsenet_input  # noqa: E402
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODELS = ("gfpgan-v1.4", "parsenet")
 INPUTS = {"gfpgan-v1.4": gfpgan_input, "parsenet": parsenet_input}
+VARIANTS = {"float16": ("float16", False), "bfloat16": ("bfloat16", False), "channels_last": ("float32", True)}
 
 
 def load(name: str, device: str, dtype: torch.dtype, channels_last: bool = False) -> torch.nn.Module:
@@ -154,7 +155,7 @@ def precision(args) -> None:
     emulated = " (half precision emulated, see --help)" if args.device == "cpu" else ""
     print(f"against float32 on {args.device}{emulated}, the stored parity case (random weights at the oracle's scale)")
     print("| model | variant | difference from float32 |\n|---|---|---|")
-    variants = [("float16", False), ("bfloat16", False), ("float32", True)]
+    variants = [VARIANTS[v] for v in args.variants]
     for name in args.models:
         case = parity.oracle_module().cases(parity.checkpoint_oracles()[name])[0]
         x = INPUTS[name](case["input_u8"]).to(args.device)
@@ -182,6 +183,8 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32"], choices=list(DTYPES))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--variants", nargs="*", default=list(VARIANTS), choices=list(VARIANTS),
+                        help="precision: which variants to compare with float32")
     parser.add_argument("--no-noise", dest="noise", action="store_false",
                         help="precision: skip the fresh-noise row")
     args = parser.parse_args()

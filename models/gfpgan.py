@@ -65,11 +65,11 @@ class ResBlock(nn.Module):
         return out + self.skip(bilinear(x, self.scale))
 
 
-def _weight_key_to_file(module: nn.Module, state: dict, prefix: str, _metadata) -> None:
+def _weight_to_file_shape(module: nn.Module, state: dict, prefix: str, _metadata) -> None:
     state[prefix + "weight"] = state[prefix + "weight"][None]
 
 
-def _weight_key_from_file(module: nn.Module, state: dict, prefix: str, *_args) -> None:
+def _weight_from_file_shape(module: nn.Module, state: dict, prefix: str, *_args) -> None:
     weight = state.get(prefix + "weight")
     if weight is not None and weight.dim() == 5:
         state[prefix + "weight"] = weight[0]
@@ -92,8 +92,8 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.zeros(out_channels, in_channels, kernel_size, kernel_size))
         self.demodulate = demodulate
         self.upsample = upsample
-        self.register_state_dict_post_hook(_weight_key_to_file)
-        self.register_load_state_dict_pre_hook(_weight_key_from_file)
+        self.register_state_dict_post_hook(_weight_to_file_shape)
+        self.register_load_state_dict_pre_hook(_weight_from_file_shape)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
@@ -215,6 +215,7 @@ class GFPGANv1Clean(nn.Module):
     noise_seed None: the stored noise maps (deterministic); an int: fresh noise from that seed for
     every face; a sequence: one seed per face. `toRGB` holds the U-Net's intermediate RGB heads, which
     the original runs only for its training losses (return_rgb=True); they are in the file, never run.
+    `narrow` scales every width as in the original (the published files: 1).
     """
 
     def __init__(self, out_size: int = 512, num_style_feat: int = 512, channel_multiplier: int = 2,
