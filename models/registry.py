@@ -19,7 +19,7 @@ from models.spec import ModelSpec, StateDict, WeightsSource
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
 
 # The models/<family>.py modules whose CHECKPOINTS lists make up the registry.
-FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet", "yolov4", "scene_classifier", "fba", "cascadepsp")
+FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet", "yolov4", "scene_classifier", "fba", "cascadepsp", "bmv2")
 
 _SPECS: dict[str, ModelSpec] = {}
 

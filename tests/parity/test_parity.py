@@ -13,8 +13,10 @@ from models import registry
 
 PAIRS = sorted(parity.checkpoint_oracles().items())  # (registry name, oracle folder)
 # The scene classifier has no oracle folder: tests/models/test_scene_classifier.py checks its
-# conversion against a module built with the published structure.
-NO_ORACLE = {"scene_classifier"}
+# conversion against a module built with the published structure. BackgroundMattingV2's ResNet-101 has
+# no oracle folder: tests/models/test_bmv2.py checks its keys against the ResNet-50 file's (the same
+# code paths, layer3 deeper), and both stand-in oracles run every refine mode.
+NO_ORACLE = {"scene_classifier", "bmv2-resnet101"}
 
 
 def test_every_registered_network_has_a_parity_target():
