@@ -16,10 +16,12 @@ constructor: one loaded network serves the HD and 4K presets and every mode, as 
 TorchScript export allows by hoisting them to attributes. The refiner's kernel size is 3, as in every
 published checkpoint; the original's kernel size 1 (no published weights) is left out.
 
-One deliberate difference from the original: `sampling` picks its blocks with a stable sort (largest
-error first, the lower flat index first among equal errors) instead of `topk`, whose choice among tied
-errors depends on the device and the thread count. Wherever the k-th and (k+1)-th largest errors
-differ, both select the same blocks.
+Two deliberate differences from the original, both in `sampling`: the blocks are picked with a stable
+sort (largest error first, the lower flat index first among equal errors) instead of `topk`, whose
+choice among tied errors depends on the device and the thread count (errors clamp at 1.0, where
+hundreds of blocks can tie); wherever the k-th and (k+1)-th largest errors differ both select the same
+blocks. And an image with fewer blocks than sample_pixels // 16 refines all of them (with an error
+above 0) where the original's topk raises "selected index k out of range".
 """
 from __future__ import annotations
 
@@ -59,6 +61,8 @@ class RefineParams:
             raise ValueError(f"refine mode must be one of {REFINE_MODES}, got {self.mode!r}")
         if self.sample_pixels < 0:
             raise ValueError(f"sample_pixels must be >= 0, got {self.sample_pixels}")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError(f"threshold must be in [0, 1] (the error's range), got {self.threshold}")
 
 
 class MattingOutput(NamedTuple):
@@ -301,10 +305,11 @@ class MattingRefine(nn.Module):
         fold_conv_batchnorm(self)
 
 
+RELEASE = "https://github.com/PeterL1n/BackgroundMattingV2/releases/download/v1.0.0/"
 _NOTES = (
     "Published as torch.save(model.state_dict()) of MattingRefine (plain state dict, float32, BatchNorm "
-    "counters included) in the GitHub release v1.0.0 and the README's Google Drive folder; no Hugging Face "
-    "repo of the authors hosts them. The files hold exactly MattingRefine's keys: export_torchscript.py and "
+    "counters included) in the GitHub release v1.0.0 (extra['published']) and the README's Google Drive "
+    "folder; no Hugging Face model repo is known to host them unchanged, so the file is placed by hand. The files hold exactly MattingRefine's keys: export_torchscript.py and "
     "doc/model_usage.md load them with strict=True (the published TorchScript files were made that way), and "
     "other projects load pytorch_mobilenetv2/resnet101.pth with the default strict=True. The inference "
     "scripts' strict=False serves --model-type mattingbase, which loads the same MattingRefine file into "
@@ -322,7 +327,7 @@ def _spec(backbone: str, file_name: str) -> ModelSpec:
         role="background_matting",
         licence=_LICENCE,
         notes=_NOTES,
-        extra={"backbone": backbone, "multiple": PATCH},
+        extra={"backbone": backbone, "multiple": PATCH, "published": RELEASE + file_name},
     )
 
 

@@ -53,6 +53,8 @@ def test_params_reject_what_the_original_asserts():
         RefineParams(backbone_scale=0.75)
     with pytest.raises(ValueError, match="refine mode"):
         RefineParams(mode="patch")
+    with pytest.raises(ValueError, match="threshold"):
+        RefineParams(threshold=1.5)
     with torch.device("meta"):
         net = MattingRefine("mobilenetv2")
     with pytest.raises(ValueError, match="multiples of 4"):
