@@ -126,7 +126,7 @@ CHECKPOINTS = [
         # Its argmax decides the paste-back mask. On the parity case bfloat16 changes the class of 1.4 %
         # of the pixels (float16 0.18 %), which moves the blurred paste mask by at
         # most 0.015 (float16 0.0044) of its [0,1] range: invisible after blending
-        # (benchmarks/bench_faces.py precision).
+        # (benchmarks/bench_gfpgan.py precision).
         half_ok=True,
         role="face_parser",
         licence="code MIT (facexlib), modified from PSFR-GAN, which is CC BY-NC-SA 4.0; the weights "
