@@ -9,8 +9,13 @@ from imaging.preprocess import network_batch
 
 
 def network_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:
-    """The input size: the checkpoint's own, or a square `seg_mask_size` asked for by the job."""
-    return (seg_mask_size, seg_mask_size) if seg_mask_size else spec.preprocess.size
+    """The input size: the checkpoint's own, or a square `seg_mask_size` asked for by the job (checked
+    against the checkpoint's `size_range` where it has one; SizeOutOfRange otherwise)."""
+    if not seg_mask_size:
+        return spec.preprocess.size
+    if spec.preprocess.size_range is not None:
+        spec.preprocess.size_range.check(seg_mask_size)
+    return seg_mask_size, seg_mask_size
 
 
 def predict_mattes(
