@@ -138,6 +138,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs", nargs="+", choices=("current", "legacy", "finetune"),
+                        default=["current", "legacy", "finetune"])
     args = parser.parse_args()
     args.report_at = {10, args.steps // 4, args.steps, args.steps + args.steps // 2}
     torch.set_num_threads(2)
@@ -147,9 +149,10 @@ def main() -> None:
         report(f"[oracle stand-in {folder}]", {b: state[f"decoder.{b}.conv1.weight"] for b in DETECTOR_BLOCKS})
     pairs = photos_and_mattes()
     print(f"{len(pairs)} photos, crops {args.size}px, batch {args.batch}, AdamW lr {args.lr}", flush=True)
-    train(pairs, [(False, args.steps)], args)
-    train(pairs, [(True, args.steps)], args)
-    train(pairs, [(True, args.steps), (False, args.steps // 2)], args)
+    runs = {"current": [(False, args.steps)], "legacy": [(True, args.steps)],
+            "finetune": [(True, args.steps), (False, args.steps // 2)]}
+    for run in args.runs:
+        train(pairs, runs[run], args)
 
 
 if __name__ == "__main__":

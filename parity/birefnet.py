@@ -3,7 +3,7 @@
 RMBG-2.0's code returns [m4, m3, m2, logits] in eval, and the oracle stores all four. The ZhengPeng7
 folders store the final logits with both tile orders ('logits': einops image2patches,
 'logits_legacy_patch_order': get_patches_batch); the encoder does not depend on the order, so it runs
-once and the decoder twice, so that both orders are checked whatever order the loaded entry has.
+once and the decoder twice: both orders are checked, whatever order the loaded entry has.
 """
 from __future__ import annotations
 
@@ -34,8 +34,8 @@ def rmbg_outputs(model, case, ctx):
     ]
 
 
-# Every other entry of the zoo has one of these two networks: its own registry entry loads the stand-in
-# (tests/parity); both patch orders run here, through the folder's own entry.
+# Every other entry of the zoo has one of these two networks and differs only in name, size, download,
+# file format or patch order: its own entry loads the stand-in (tests/parity), the cases run here once.
 SWIN_T = tuple(r.repo for r in ZOO if r.backbone == "swin_v1_t" and r.repo != "ZhengPeng7/BiRefNet_lite")
 SWIN_L = tuple(r.repo for r in ZOO if r.backbone == "swin_v1_l" and r.repo not in ("ZhengPeng7/BiRefNet",
                                                                                      "briaai/RMBG-2.0"))

@@ -152,14 +152,14 @@ def test_dynamic_entry_runs_at_two_sizes_as_the_plain_entry_does(swin_l_folder):
     dynamic = registry.get_spec("ZhengPeng7/BiRefNet_dynamic")
     plain = registry.get_spec("ZhengPeng7/BiRefNet_HR")  # same weights format and patch order, fixed 2048
     models = {spec.name: registry.load(spec.name, swin_l_folder) for spec in (dynamic, plain)}
-    for size in (256, 320):
-        ours = predict_mattes(models[dynamic.name], dynamic, [image], 1, size)[0]
+    mattes = {}
+    for size in (256, 288):
+        mattes[size] = predict_mattes(models[dynamic.name], dynamic, [image], 1, size)[0]
         expected = predict_mattes(models[plain.name], plain, [image], 1, size)[0]
-        assert ours.shape == (1, 1, size, size)
-        torch.testing.assert_close(ours, expected, rtol=0, atol=0)
-    # The size reaches the network: at 320 the matte is not the 256 one resampled.
-    assert not torch.equal(F.interpolate(predict_mattes(models[dynamic.name], dynamic, [image], 1, 320)[0], 256),
-                           predict_mattes(models[dynamic.name], dynamic, [image], 1, 256)[0])
+        assert mattes[size].shape == (1, 1, size, size)
+        torch.testing.assert_close(mattes[size], expected, rtol=0, atol=0)
+    # The size reaches the network: the 288 matte is not the 256 one resampled.
+    assert not torch.equal(F.interpolate(mattes[288], size=256, mode="bilinear"), mattes[256])
 
 
 # -- Patch order from the weights ---------------------------------------------------------------------------
