@@ -10,8 +10,13 @@ from models.spec import ModelSpec
 
 
 def network_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:
-    """The input size: the checkpoint's own, or a square `seg_mask_size` asked for by the job."""
-    return (seg_mask_size, seg_mask_size) if seg_mask_size else spec.preprocess.size
+    """The input size: the checkpoint's own, or a square `seg_mask_size` asked for by the job (checked
+    against the checkpoint's `size_range` where it has one; SizeOutOfRange otherwise)."""
+    if not seg_mask_size:
+        return spec.preprocess.size
+    if spec.preprocess.size_range is not None:
+        spec.preprocess.size_range.check(seg_mask_size)
+    return seg_mask_size, seg_mask_size
 
 
 MEMORY_HEADROOM = 0.8  # of the free memory a forward's scratch may take: activations need the rest

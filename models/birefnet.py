@@ -11,13 +11,18 @@ The tile stacking order is the one thing the checkpoints disagree on. The code R
 ZhengPeng7's code before 2024-11-05 (`Decoder.get_patches_batch`) stack tiles column-major with the
 colour innermost, channel (wg * HG + hg) * 3 + c; the einops `image2patches` that replaced it uses
 c * HG * WG + hg * WG + wg. A checkpoint only works with the order it was trained with, recorded in
-CHECKPOINTS below.
+CHECKPOINTS below, with the evidence for each; for a local folder the weights themselves are read
+(`guess_patch_order`).
 
 Inputs must have H and W divisible by 32, so the tiles of every stage cover the image exactly.
 """
 from __future__ import annotations
 
 import json
+import math
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -26,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import deform_conv2d
 
-from models.spec import Download, ModelSpec, Preprocess, WeightsSource
+from models.spec import Download, ModelSpec, Preprocess, SizeRange, StateDict, WeightsSource
 from models.swin import SWIN_CONFIGS, swin
 
 Backbone = Literal["swin_v1_l", "swin_v1_t"]
@@ -292,67 +297,259 @@ def birefnet_matte(logits: torch.Tensor) -> torch.Tensor:
 
 
 CHECKPOINT_FILE = "model.safetensors"
+MIT = "MIT"
+BRIA_LICENCE = "CC BY-NC 4.0 (BRIA; commercial use needs BRIA's licence)"
+# BiRefNet_dynamic(-matting): trained on square-ish inputs from 256 to 2304 px (config.py dynamic_size
+# ((512-256, 2048+256), ...) since GitHub f1dd163, 2025-03-10); any multiple of 32 in that range works.
+DYNAMIC_SIZES = SizeRange(minimum=256, maximum=2304, multiple=32)
+# Wrappers BiRefNet's train.py saves keys under (DDP's "module.", torch.compile's "_orig_mod.");
+# its utils.check_state_dict strips them before loading.
+TRAINING_PREFIXES = ("module.", "_orig_mod.")
+
+
+def bare_key(key: str) -> str:
+    """The key without DDP / torch.compile prefixes ('module._orig_mod.bb.…' -> 'bb.…')."""
+    while key.startswith(TRAINING_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
+
+
+def strip_training_prefixes(state: StateDict, _model: nn.Module) -> StateDict:
+    return {bare_key(key): value for key, value in state.items()}
+
+
+@dataclass(frozen=True)
+class Release:
+    """One published checkpoint: where it is, what it was trained with, and why we believe so."""
+
+    repo: str  # Hugging Face repo, also the registry name
+    backbone: Backbone
+    size: tuple[int, int]  # (height, width) it was trained at; the default input size
+    legacy_patch_order: bool
+    evidence: str  # why this patch order (dates against GitHub 5198d3f of 2024-11-05, code, file dtype)
+    revision: str | None  # pinned commit of `repo` holding the file; None: none found yet (not fetchable)
+    summary: str
+    licence: str = MIT
+    sha256: str | None = None  # of the file at `revision`, where a source states it
+    filename: str = CHECKPOINT_FILE
+    file_format: Literal["torch", "safetensors"] = "safetensors"
+    size_range: SizeRange | None = None
 
 
 def _spec(
     name: str,
     backbone: Backbone,
     legacy_patch_order: bool,
-    size: tuple[int, int],
+    preprocess: Preprocess,
+    weights: WeightsSource,
     notes: str,
-    filename: str | None = None,
-    hf_repo: str | None = None,
-    revision: str | None = None,
-    licence: str = "",
+    evidence: str,
+    licence: str = MIT,
 ) -> ModelSpec:
     return ModelSpec(
         name=name,
         family="birefnet",
         build=lambda: BiRefNet(backbone, legacy_patch_order),
-        weights=WeightsSource(
-            filename or f"{name}/{CHECKPOINT_FILE}",
-            Download(hf_repo, CHECKPOINT_FILE, revision=revision) if hf_repo else None,
-            file_format="safetensors",
-        ),
-        preprocess=Preprocess(size=size, resample="bilinear", backend="torch"),
+        weights=weights,
+        preprocess=preprocess,
         to_matte=birefnet_matte,
+        remap_keys=strip_training_prefixes,
         default_foreground="blur_fusion",  # the model cards' refine_foreground
         licence=licence,
         notes=notes,
-        extra={"backbone": backbone, "legacy_patch_order": legacy_patch_order},
+        extra={"backbone": backbone, "legacy_patch_order": legacy_patch_order, "patch_order_evidence": evidence},
     )
 
 
-def _hub(name: str, backbone: Backbone, legacy_patch_order: bool, size: tuple[int, int], notes: str) -> ModelSpec:
-    licence = "CC BY-NC 4.0 (BRIA; commercial use needs BRIA's licence)" if name.startswith("briaai/") else "MIT"
-    return _spec(name, backbone, legacy_patch_order, size, notes, hf_repo=name, licence=licence)
+def _hub(release: Release) -> ModelSpec:
+    order = "legacy (get_patches_batch)" if release.legacy_patch_order else "current (einops image2patches)"
+    height, width = release.size
+    sizes = (f"any multiple of {release.size_range.multiple} from {release.size_range.minimum} to "
+             f"{release.size_range.maximum}, default {width}x{height}" if release.size_range else f"{width}x{height}")
+    return _spec(
+        release.repo,
+        release.backbone,
+        release.legacy_patch_order,
+        Preprocess(size=release.size, resample="bilinear", backend="torch", size_range=release.size_range),
+        WeightsSource(
+            f"{release.repo}/{release.filename}",
+            Download(release.repo, release.filename, revision=release.revision, sha256=release.sha256),
+            file_format=release.file_format,
+        ),
+        f"{release.summary} ({release.backbone}, input {sizes}); patch order {order}: {release.evidence}; "
+        f"matte = sigmoid(logits)",
+        release.evidence,
+        release.licence,
+    )
 
 
-# Patch order per checkpoint. RMBG-2.0: its published birefnet.py (Decoder.get_patches_batch) is legacy.
-# ZhengPeng7's Hugging Face repos now all ship the einops image2patches code, but a checkpoint keeps the
-# order of the code it was trained with, and the GitHub history dates the switch to 2024-11-05 (commit
-# 5198d3f): weights uploaded before it (general 2024-07, lite 2024-08, lite-2K 2024-09, matting 2024-10,
-# portrait 2024-05) are legacy; BiRefNet_HR (trained in January 2025, released 2025-02-01) uses the
-# current order.
-CHECKPOINTS = [
-    _hub("briaai/RMBG-2.0", "swin_v1_l", True, (1024, 1024),
-         "BRIA RMBG-2.0 (non-commercial licence): bilinear 1024x1024, /255, ImageNet mean/std; "
-         "matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet", "swin_v1_l", True, (1024, 1024),
-         "BiRefNet general use (Swin-L, weights of 2024-07): 1024x1024; matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet_lite", "swin_v1_t", True, (1024, 1024),
-         "BiRefNet lite (Swin-T, weights of 2024-08-02): 1024x1024; matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet-matting", "swin_v1_l", True, (1024, 1024),
-         "BiRefNet general matting (Swin-L, weights of 2024-10): 1024x1024; matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet-portrait", "swin_v1_l", True, (1024, 1024),
-         "BiRefNet portrait matting (Swin-L, weights of 2024-05): 1024x1024; matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet_HR", "swin_v1_l", False, (2048, 2048),
-         "BiRefNet HR (Swin-L, trained at 2048x2048, released 2025-02): current patch order; matte = sigmoid(logits)"),
-    _hub("ZhengPeng7/BiRefNet_lite-2K", "swin_v1_t", True, (1440, 2560),
-         "BiRefNet lite 2K (Swin-T, weights of 2024-09): trained at 2560 wide x 1440 high; matte = sigmoid(logits)"),
-]
+# The zoo: every checkpoint the BiRefNet authors publish on the Hugging Face hub in this architecture, RMBG-2.0,
+# and the best-known fine-tunes in the same format. The patch order of each is the order of the code its
+# weights were trained (or fine-tuned) with: ZhengPeng7's HF repos all ship the einops code today, but that
+# says nothing about weights uploaded before GitHub commit 5198d3f (2024-11-05) switched the order.
+# Dates are HF commit dates of model.safetensors unless said otherwise. Files stored in float16 are all of
+# 2025 or later: the training code saves half-precision weights only since GitHub 8d5560d (2025-02-01).
+ZOO = (
+    Release("briaai/RMBG-2.0", "swin_v1_l", (1024, 1024), True,
+            "the birefnet.py BRIA publishes with the weights, and loads them with, stacks tiles with "
+            "Decoder.get_patches_batch",
+            "94cba2d85601297da7332f9882f313bd339d1a1d",
+            "BRIA RMBG-2.0 background removal (gated repo: needs HF_TOKEN)", licence=BRIA_LICENCE),
+    Release("ZhengPeng7/BiRefNet", "swin_v1_l", (1024, 1024), True,
+            "model.safetensors of 2024-07 (HF bb4456a, BiRefNet-general-epoch_244, the general model whose "
+            "training data includes portrait segmentation), before 2024-11-05",
+            "d6b8eb4b58177931680caa666db6bd851001b6b7", "BiRefNet general use"),
+    Release("ZhengPeng7/BiRefNet_lite", "swin_v1_t", (1024, 1024), True,
+            "weights uploaded 2024-08-02 together with a birefnet.py (HF 224e902) that uses get_patches_batch",
+            "aa62cd87eafb9cc43056d08ef3615a14628b831d", "BiRefNet lite, general use",
+            sha256="4417d89795250e698c3cb0ae8df15743810065f646f48a694fdfa7ca052d0815"),
+    Release("ZhengPeng7/BiRefNet_lite-2K", "swin_v1_t", (1440, 2560), True,
+            "uploaded 2024-09-24 (HF 3007575; README news of that day), before 2024-11-05",
+            "580b1256cd48294d77201a7b18c7dd81964969ab", "BiRefNet lite for 2560x1440 inputs"),
+    Release("ZhengPeng7/BiRefNet-matting", "swin_v1_l", (1024, 1024), True,
+            "uploaded 2024-10-06 (HF cd93244, float32), before 2024-11-05",
+            "eccde0a8cbdce7ac5fecfeb06340fe7b949e85d9", "BiRefNet general trimap-free matting",
+            sha256="a9875de5b1e6c8eb5fdaa8c727a82927ce442cdc87ba3abee6a77e6fa46c25bb"),
+    Release("ZhengPeng7/BiRefNet-portrait", "swin_v1_l", (1024, 1024), True,
+            "the pinned file was uploaded 2024-07-20 (HF 29b773a); main now holds its 'added mae loss' "
+            "update (HF 47a0812, sha256 4a4eb3a5…), which HF's dates also place between 2024-07 and 2024-10: "
+            "both before 2024-11-05",
+            "29b773a2d23c0a17d3aee75216ccaa84b6315604", "BiRefNet portrait matting"),
+    Release("ZhengPeng7/BiRefNet_HR", "swin_v1_l", (2048, 2048), False,
+            "trained at 2048 in January 2025 and released 2025-02-01 (GitHub 8d5560d), after 2024-11-05; "
+            "stored in float16",
+            "a7a562f6fd16021180f2f4348f4de003a2d3d1e1", "BiRefNet HR, general use at high resolution",
+            sha256="9d678bafec0b0019fbb073b7fd02f05ede25dc4b15254f23b2fb0be333200c0d"),
+    Release("ZhengPeng7/BiRefNet_HR-matting", "swin_v1_l", (2048, 2048), False,
+            "released 2025-02-12 (GitHub 52cc3ff), after 2024-11-05; stored in float16",
+            "5d6b6f8adcb5b417c871b1d84ceaae9871355b7f", "BiRefNet HR matting",
+            sha256="a5a4de698739ea5e0e8bbab28e1b293dde95092b87a442d566cbc585c53cef55"),
+    Release("ZhengPeng7/BiRefNet_dynamic", "swin_v1_l", (1024, 1024), False,
+            "released 2025-03-31 after dynamic-size training entered the code (GitHub f1dd163, 2025-03-10); "
+            "stored in float16",
+            "280306042f57b7a33854319da62fd86aaa89ec4c", "BiRefNet dynamic resolution, general use",
+            sha256="e3d2e4884e51ff30f0cd630edc6b1e41b06b7f23a0a2a5169f7b7cb33a711c2d", size_range=DYNAMIC_SIZES),
+    Release("ZhengPeng7/BiRefNet_dynamic-matting", "swin_v1_l", (1024, 1024), False,
+            "uploaded 2025 (months after BiRefNet_dynamic; the official demo added it last); stored in float16",
+            None, "BiRefNet dynamic resolution matting", size_range=DYNAMIC_SIZES),
+    Release("ZhengPeng7/BiRefNet_512x512", "swin_v1_l", (512, 512), False,
+            "uploaded 2025, after BiRefNet_HR (its model card compares with BiRefNet_HR-general-epoch_130); "
+            "stored in float16",
+            None, "BiRefNet trained at 512x512"),
+    Release("ZhengPeng7/BiRefNet_lite-matting", "swin_v1_t", (1024, 1024), False,
+            "weak: no upload date found; stored in float16 (about 85 MiB), which the training code writes only "
+            "since 2025-02-01",
+            "99c33412e3f58e1f33187abdc8c435c645243690", "BiRefNet lite matting"),
+    Release("ZhengPeng7/BiRefNet-DIS5K", "swin_v1_l", (1024, 1024), True,
+            "uploaded 2024-08-01 (HF 8584085), before 2024-11-05",
+            "032e837020877028d8f4210dc1bd7371abdc7f98", "BiRefNet for dichotomous image segmentation (DIS5K)"),
+    Release("ZhengPeng7/BiRefNet-HRSOD", "swin_v1_l", (1024, 1024), True,
+            "uploaded 2024-08-01 (HF 9c64804), before 2024-11-05",
+            "9c64804471c4266336c4b7638626e0301e04250d", "BiRefNet for high-resolution salient object detection"),
+    Release("ZhengPeng7/BiRefNet-COD", "swin_v1_l", (1024, 1024), True,
+            "on the hub by 2024-08-30 (named in GitHub ce28416's inference notebook), float32, before 2024-11-05",
+            None, "BiRefNet for camouflaged object detection"),
+    Release("ZhengPeng7/BiRefNet-DIS5K-TR_TEs", "swin_v1_l", (1024, 1024), True,
+            "on the hub by 2024-08-30 (named in GitHub ce28416's inference notebook), float32, before 2024-11-05",
+            None, "BiRefNet trained on DIS5K train and test sets ('massive')"),
+    Release("ZhengPeng7/BiRefNet-legacy", "swin_v1_l", (1024, 1024), True,
+            "BiRefNet-massive-epoch_240 uploaded 2024-05-13, converted to safetensors 2024-08-24 (HF 62fffc4); "
+            "'legacy' names its training set (no portrait data), not the patch order",
+            "fa9100bbce3b12638657facc624dcbcc33f236d8", "BiRefNet general use, without portrait data"),
+    Release("joelseytre/toonout", "swin_v1_l", (1024, 1024), False,
+            "fine-tuned for 100 epochs from BiRefNet-general-epoch_244 with MatteoKartoon/BiRefNet, a fork of "
+            "ZhengPeng7's code of 2025-03-10 whose decoder uses image2patches; the authors' demo runs it in "
+            "ZhengPeng7/BiRefNet's current HF code",
+            "cbf720eca394edcde66b861a8a8c20fbabe9c748",
+            "ToonOut: BiRefNet fine-tuned for anime and illustrations (torch.save file, keys under "
+            "'module._orig_mod.')", licence="MIT (weights); training data CC BY 4.0",
+            filename="birefnet_finetuned_toonout.pth", file_format="torch"),
+    Release("egeorcun/lucida", "swin_v1_l", (1024, 1024), False,
+            "fine-tuned from BiRefNet_HR-matting (current order) with a 2026 clone of ZhengPeng7/BiRefNet, "
+            "whose decoder uses image2patches",
+            "6cbedc9722652dc9a3df91dd871f0c4f3334e922",
+            "Lucida: BiRefNet_HR fine-tune for glass, camouflage, text, glow and illustrations, trained at "
+            "1024x1024", licence="MIT (weights); training data under mixed licences, see its README"),
+)
+CHECKPOINTS = [_hub(release) for release in ZOO]
 
 
+# -- Patch order from the weights -------------------------------------------------------------------------
+# The first conv of ipt_blk5..ipt_blk2 sees the image as a grid of tiles stacked on channels; each input
+# channel is one colour of one tile, so every channel has a place (colour, tile row, tile column). Natural
+# images are stationary: how two pixels co-vary depends on their colours and their offset, not on where
+# they are. Training imprints that on the weights: the correlation between the weights of two input
+# channels is then largely a function of (colour pair, row offset, column offset) under the true layout,
+# and less so under the other one. The share of the channel-correlation variance explained by that
+# function (R^2) is the statistic; benchmarks/patch_order_detector.py measures it on ipt_blk weights
+# trained here in both orders. (Colour coherence, the correlation of a tile's R, G and B weights, does not
+# separate the orders: it favours the legacy grouping whatever the true order, see notes/zoo.md.)
+DETECTOR_BLOCKS = ("ipt_blk5", "ipt_blk4", "ipt_blk3")  # ipt_blk2 has 48 channels: R^2 near its chance level
+MIN_SIGNAL = 0.05  # R^2 above chance that a block must show before it counts as evidence
+MIN_GAP = 0.2  # relative R^2 gap between the layouts that every block must show to decide
+
+
+@dataclass(frozen=True)
+class PatchOrderGuess:
+    """What the ipt_blk weights say. `legacy_patch_order` None: undecided (random or untrained weights)."""
+
+    legacy_patch_order: bool | None
+    gap: float  # mean over DETECTOR_BLOCKS of (R2_current - R2_legacy) / (best R2 - chance): > 0 current
+    r2: dict[str, tuple[float, float, float]]  # block -> (R2 current layout, R2 legacy layout, chance level)
+
+    def describe(self) -> str:
+        figures = ", ".join(f"{b} R2 {c:.3f}/{leg:.3f}" for b, (c, leg, _) in self.r2.items())
+        verdict = {None: "undecided", True: "legacy", False: "current"}[self.legacy_patch_order]
+        return f"{verdict} from the weights (gap {self.gap:+.2f}; current/legacy {figures})"
+
+
+def channel_places(channels: int, legacy_order: bool) -> torch.Tensor:
+    """(channels, 3): colour, tile row, tile column of each ipt_blk input channel, as image_tiles lays them."""
+    tiles = channels // 3
+    grid = math.isqrt(tiles)
+    index = torch.arange(channels, dtype=torch.float64).reshape(1, 3, grid, grid)
+    source = image_tiles(index, (1, 1), legacy_order).flatten().long()  # channel -> c * tiles + row * grid + col
+    return torch.stack([source // tiles, source % tiles // grid, source % grid], dim=1)
+
+
+def stationarity(weight: torch.Tensor, legacy_order: bool) -> tuple[float, float]:
+    """(R^2, chance R^2) of the input-channel weight correlations explained by (colours, row and column offset)."""
+    vectors = weight.detach().double().transpose(0, 1).flatten(1)
+    vectors = vectors - vectors.mean(1, keepdim=True)
+    vectors = vectors / vectors.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    correlation = vectors @ vectors.T
+    places = channel_places(weight.shape[1], legacy_order)
+    grid = int(places[:, 1].max()) + 1
+    span = 2 * grid - 1
+    colours = places[:, None, 0] * 3 + places[None, :, 0]
+    rows = places[None, :, 1] - places[:, None, 1] + grid - 1
+    cols = places[None, :, 2] - places[:, None, 2] + grid - 1
+    off_diagonal = ~torch.eye(len(places), dtype=torch.bool)
+    key = ((colours * span + rows) * span + cols)[off_diagonal]
+    values = correlation[off_diagonal]
+    counts = torch.bincount(key, minlength=9 * span * span).double()
+    means = torch.bincount(key, weights=values, minlength=9 * span * span) / counts.clamp_min(1)
+    residual = ((values - means[key]) ** 2).sum()
+    total = ((values - values.mean()) ** 2).sum()
+    chance = float((counts > 0).sum() - 1) / len(values)  # what group means explain in pure noise
+    return float(1 - residual / total) if total > 0 else 0.0, chance
+
+
+def guess_patch_order(ipt_weights: dict[str, torch.Tensor]) -> PatchOrderGuess:
+    """The patch order that `{block: decoder.<block>.conv1.weight}` of DETECTOR_BLOCKS was trained with."""
+    r2, gaps, decisive = {}, [], True
+    for block in DETECTOR_BLOCKS:
+        (current, chance), (legacy, _) = (stationarity(ipt_weights[block], order) for order in (False, True))
+        r2[block] = (current, legacy, chance)
+        signal = max(current, legacy) - chance
+        gaps.append((current - legacy) / max(signal, MIN_SIGNAL))
+        decisive &= signal >= MIN_SIGNAL and abs(gaps[-1]) >= MIN_GAP
+    same_sign = all(g > 0 for g in gaps) or all(g < 0 for g in gaps)
+    gap = sum(gaps) / len(gaps)
+    return PatchOrderGuess(gap < 0 if decisive and same_sign else None, gap, r2)
+
+
+# -- Local folders --------------------------------------------------------------------------------------------
 def _backbone_of(shapes: dict[str, list[int]]) -> Backbone:
     """The Swin variant whose embedding width and stage-3 depth the checkpoint's tensors have."""
     embed = shapes["bb.patch_embed.proj.weight"][0]
@@ -376,36 +573,66 @@ def _size_from(config: dict) -> tuple[int, int] | None:
     return None
 
 
-def spec_from_folder(folder: Path, legacy_patch_order: bool = False, name: str | None = None) -> ModelSpec:
+# Cached per file version: registry.resolve() builds a folder's spec for every job that names it.
+@lru_cache(maxsize=32)
+def _backbone_in(weights: Path, mtime_ns: int) -> Backbone:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        return _backbone_of({bare_key(key): f.get_slice(key).get_shape() for key in f.keys()})
+
+
+@lru_cache(maxsize=32)
+def _patch_order_in(weights: Path, mtime_ns: int) -> PatchOrderGuess:
+    from safetensors import safe_open
+
+    with safe_open(str(weights), framework="pt") as f:
+        stored = {bare_key(key): key for key in f.keys()}
+        return guess_patch_order({block: f.get_tensor(stored[f"decoder.{block}.conv1.weight"])
+                                  for block in DETECTOR_BLOCKS})
+
+
+def read_patch_order(weights: Path) -> PatchOrderGuess:
+    """What the ipt_blk weights of a BiRefNet model.safetensors say about its patch order."""
+    weights = Path(weights)
+    return _patch_order_in(weights, weights.stat().st_mtime_ns)
+
+
+def spec_from_folder(folder: Path, legacy_patch_order: bool | None = None, name: str | None = None) -> ModelSpec:
     """A spec for a local folder holding a BiRefNet `model.safetensors` (and optionally its configs).
 
     The backbone comes from the tensor shapes. The published config.json files (RMBG-2.0 and all
     ZhengPeng7 repos) record only `_name_or_path`, `architectures`, `auto_map`, `custom_pipelines` and
     `bb_pretrained`, no input size; so the size is taken from an `image_size`/`size` entry of
     config.json or preprocessor_config.json (RMBG-2.0 publishes one with size 1024x1024) when present,
-    else 1024x1024. The patch order cannot be read from the weights: it defaults to the current
-    (einops) order of ZhengPeng7's code, pass `legacy_patch_order=True` for weights trained with the
-    pre-2024-11-05 code or RMBG-2.0's.
+    else 1024x1024. The patch order, unless given, is read from the weights (`guess_patch_order`); where
+    they do not tell, the current (einops) order of ZhengPeng7's code is taken, with a warning.
     """
-    from safetensors import safe_open
-
     folder = Path(folder).expanduser().resolve()
     weights = folder / CHECKPOINT_FILE
-    with safe_open(str(weights), framework="pt") as f:
-        shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+    backbone = _backbone_in(weights, weights.stat().st_mtime_ns)
+    if legacy_patch_order is not None:
+        evidence = "given by the caller"
+    elif (guess := read_patch_order(weights)).legacy_patch_order is not None:
+        legacy_patch_order, evidence = guess.legacy_patch_order, guess.describe()
+    else:
+        legacy_patch_order, evidence = False, guess.describe() + "; current order assumed"
+        warnings.warn(f"{folder}: the weights do not tell their patch order ({guess.describe()}); assuming the "
+                      f"current order; name the folder's order explicitly if its matte looks wrong", stacklevel=2)
     size = None
     for config_name in ("config.json", "preprocessor_config.json"):
         path = folder / config_name
         if size is None and path.is_file():
             size = _size_from(json.loads(path.read_text()))
     size = size or (1024, 1024)
-    backbone = _backbone_of(shapes)
     return _spec(
         name or f"local:{folder}",
         backbone,
         legacy_patch_order,
-        size,
-        f"local BiRefNet folder {folder} ({backbone}, {size[1]}x{size[0]})",
+        Preprocess(size=size, resample="bilinear", backend="torch"),
         # An absolute path: the registry joins it under WEIGHTS_DIR, which leaves it unchanged.
-        filename=str(weights),
+        WeightsSource(str(weights), file_format="safetensors"),
+        f"local BiRefNet folder {folder} ({backbone}, {size[1]}x{size[0]})",
+        evidence,
+        licence="",
     )

@@ -73,6 +73,26 @@ class WeightsSource:
         return stored
 
 
+class SizeOutOfRange(ValueError):
+    """A requested network input size that the checkpoint does not take (the message is for the caller)."""
+
+
+@dataclass(frozen=True)
+class SizeRange:
+    """The square input sizes a network trained on many resolutions takes: multiples of `multiple` from
+    `minimum` to `maximum` (BiRefNet_dynamic: 256..2304 in steps of 32)."""
+
+    minimum: int
+    maximum: int
+    multiple: int
+
+    def check(self, size: int, knob: str = "seg_mask_size") -> int:
+        if size % self.multiple or not self.minimum <= size <= self.maximum:
+            raise SizeOutOfRange(f"{knob}: {size} is not allowed for this model; allowed: a multiple of "
+                                 f"{self.multiple} from {self.minimum} to {self.maximum}")
+        return size
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """How an RGB image becomes the network's input tensor.
@@ -92,6 +112,9 @@ class Preprocess:
     # "stretch": resize to `size`; "thumbnail": Pillow's thumbnail (keep the aspect ratio, only shrink,
     # reducing_gap 2.0) to fit within `size`, so inputs differ in shape and go one at a time.
     fit: Literal["stretch", "thumbnail"] = "stretch"
+    # Networks trained on a range of sizes: the sizes a job may ask for instead of `size` (the default).
+    # None: `size` is the trained size (a job may still ask for another, at its own risk).
+    size_range: SizeRange | None = None
 
 
 @dataclass(frozen=True)

@@ -81,17 +81,21 @@ class ParityTarget:
     # Other registry entries stored in the same format: the same stand-in loads through their
     # entries and the same cases check them.
     same_format: tuple[str, ...] = ()
+    # Entries that differ from `checkpoint` only in what the network does not see or what the runner
+    # sets itself (name, input size, download, file format, a flag the runner checks both ways): the
+    # stand-in loads through their own entries (tests/parity), the cases run once, through `checkpoint`.
+    same_network: tuple[str, ...] = ()
 
 
 _TARGETS: dict[str, ParityTarget] = {}
 
 
-def runner(oracle_name: str, checkpoint: str | None = None,
-           same_format: tuple[str, ...] = ()) -> Callable[[Runner], Runner]:
+def runner(oracle_name: str, checkpoint: str | None = None, same_format: tuple[str, ...] = (),
+           same_network: tuple[str, ...] = ()) -> Callable[[Runner], Runner]:
     """Register `fn(model, case, ctx) -> [(output, figures, passed), ...]` for an oracle folder."""
 
     def wrap(fn: Runner) -> Runner:
-        _TARGETS[oracle_name] = ParityTarget(oracle_name, checkpoint, fn, same_format)
+        _TARGETS[oracle_name] = ParityTarget(oracle_name, checkpoint, fn, same_format, same_network)
         return fn
 
     return wrap
@@ -153,28 +157,37 @@ def checkpoint_oracles() -> dict[str, str]:
     has its file format (for tests, benchmarks and parity runs alike)."""
     pairs = {}
     for target in targets().values():
-        for name in (target.checkpoint, *target.same_format):
+        for name in (target.checkpoint, *target.same_format, *target.same_network):
             if name is not None:
                 pairs.setdefault(name, target.oracle_name)
     return pairs
 
 
+@lru_cache(maxsize=1)
+def _oracle_state(oracle_name: str, seed: int) -> dict:
+    return oracle_module().checkpoint(oracle_name, seed=seed)
+
+
+def oracle_state(oracle_name: str, seed: int = 0) -> dict:
+    """The oracle's stand-in checkpoint, built once per (folder, seed): a Swin-L one takes ~45 s of
+    float64 noise. A shallow copy: do not modify its tensors (or a wrapped inner dict)."""
+    return dict(_oracle_state(oracle_name, seed))
+
+
 def install_oracle_weights(names: list[str], weights_dir: Path, seed: int = 0) -> None:
     """Write the oracle stand-in of each registry name where the registry looks for its real file."""
-    oracle = oracle_module()
     oracles = checkpoint_oracles()
     for name in names:
         spec = registry.get_spec(name)
-        save_published(oracle.checkpoint(oracles[name], seed=seed), Path(weights_dir) / spec.weights.filename,
+        save_published(oracle_state(oracles[name], seed), Path(weights_dir) / spec.weights.filename,
                        spec.weights.file_format)
 
 
 def load_oracle_model(oracle_name: str, checkpoint: str, seed: int, device: str | torch.device,
                       dtype: torch.dtype) -> nn.Module:
     """Save the oracle's stand-in checkpoint as the published file and load it like real weights."""
-    oracle = oracle_module()
     spec = registry.get_spec(checkpoint)
-    state = oracle.checkpoint(oracle_name, seed=seed)
+    state = oracle_state(oracle_name, seed)
     with tempfile.TemporaryDirectory() as tmp:
         save_published(state, Path(tmp) / spec.weights.filename, spec.weights.file_format)
         return registry.load(checkpoint, Path(tmp), device, dtype)
@@ -204,7 +217,7 @@ def run(
     any entry of the same format may be named)."""
     target = targets()[oracle_name]
     checkpoint = checkpoint or target.checkpoint
-    if checkpoint is not None and checkpoint not in (target.checkpoint, *target.same_format):
+    if checkpoint is not None and checkpoint not in (target.checkpoint, *target.same_format, *target.same_network):
         raise ValueError(f"{checkpoint} is not stored in the format of {oracle_name}")
     manifest = oracle_module().manifest(oracle_name)
     path = cases_file or parity_dir() / oracle_name / "cases.pt"

@@ -3,14 +3,14 @@
 RMBG-2.0's code returns [m4, m3, m2, logits] in eval, and the oracle stores all four. The ZhengPeng7
 folders store the final logits with both tile orders ('logits': einops image2patches,
 'logits_legacy_patch_order': get_patches_batch); the encoder does not depend on the order, so it runs
-once and the decoder twice.
+once and the decoder twice: both orders are checked, whatever order the loaded entry has.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from typing import Iterator
 
-from models.birefnet import BiRefNet
+from models.birefnet import ZOO, BiRefNet
 from parity import close, runner, tolerance_for
 
 
@@ -33,9 +33,15 @@ def rmbg_outputs(model, case, ctx):
     ]
 
 
-@runner("birefnet-lite", checkpoint="ZhengPeng7/BiRefNet_lite", same_format=("ZhengPeng7/BiRefNet_lite-2K",))
-@runner("birefnet-general", checkpoint="ZhengPeng7/BiRefNet",
-        same_format=("ZhengPeng7/BiRefNet-matting", "ZhengPeng7/BiRefNet-portrait", "ZhengPeng7/BiRefNet_HR"))
+# Every other entry of the zoo has one of these two networks and differs only in name, size, download,
+# file format or patch order: its own entry loads the stand-in (tests/parity), the cases run here once.
+SWIN_T = tuple(r.repo for r in ZOO if r.backbone == "swin_v1_t" and r.repo != "ZhengPeng7/BiRefNet_lite")
+SWIN_L = tuple(r.repo for r in ZOO if r.backbone == "swin_v1_l" and r.repo not in ("ZhengPeng7/BiRefNet",
+                                                                                     "briaai/RMBG-2.0"))
+
+
+@runner("birefnet-lite", checkpoint="ZhengPeng7/BiRefNet_lite", same_network=SWIN_T)
+@runner("birefnet-general", checkpoint="ZhengPeng7/BiRefNet", same_network=SWIN_L)
 def birefnet_both_orders(model, case, ctx):
     x = ctx.to(case["image"])
     features = (x, *model.encode(x))
