@@ -137,10 +137,14 @@ def test_gif_round_trip_keeps_timing_plays_and_one_bit_alpha(plays):
         assert np.array_equal(rgba[rgba[..., 3] == 255, :3], frame[rgba[..., 3] == 255, :3])
 
 
-def test_alpha_channel_animation_and_refusals():
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_alpha_channel_animation(fmt):
     mattes = [f[..., 3] for f in _frames()]
-    animation = decode_animation(encode_animation(mattes, [50] * 4, 0, OutputOptions(format="png")).data, PIXELS)
+    animation = decode_animation(encode_animation(mattes, [50] * 4, 0, OutputOptions(format=fmt)).data, PIXELS)
     assert [np.array_equal(d.rgb[..., 0], m) for d, m in zip(animation.frames, mattes)] == [True] * 4
+
+
+def test_refusals_and_single_frames():
     with pytest.raises(ValueError, match="'jpg' cannot hold an animation"):
         encode_animation(_frames(), [50] * 4, 0, OutputOptions(format="jpg", channels="alpha"))
     single = encode_frames(_frames(1), [0], 0, OutputOptions())
