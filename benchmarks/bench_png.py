@@ -85,7 +85,7 @@ def main() -> None:
             sizes[name] = data
     base = "Pillow level 6 (rembg)"
     base_wall, base_cpu = statistics.median(wall[base]), statistics.median(cpu[base])
-    print(f"| encoder | wall ms | cpu ms | cpu x level 6 | MB | bytes x level 6 | same pixels |")
+    print("| encoder | wall ms | cpu ms | cpu x level 6 | MB | bytes x level 6 | same pixels |")
     print("|---|---|---|---|---|---|---|")
     for name, (_, expected) in table.items():
         decoded = np.asarray(Image.open(io.BytesIO(sizes[name])))

@@ -77,7 +77,7 @@ def parse_margin(text: str) -> Margin:
 
 
 def _knob(default: Any, description: str, tasks: tuple[str, ...], *, choices: tuple | None = None,
-          bounds: tuple[float, float] | None = None, kind: type | tuple = None, nullable: bool = False):
+          bounds: tuple[float, float] | None = None, kind: type | tuple | None = None, nullable: bool = False):
     return field(default=default, metadata={
         "description": description, "tasks": tasks, "choices": choices, "bounds": bounds,
         "kind": kind if kind is not None else type(default), "nullable": nullable,
