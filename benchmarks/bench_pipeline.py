@@ -11,6 +11,7 @@ from the same u2netp weights, so both run the same network.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -91,9 +92,16 @@ def stage_times(store: S3Storage, key: str, model, spec) -> dict[str, float]:
 
 
 def png_levels(pixels) -> list[tuple[int, float, int]]:
+    """Pillow's default strategy at each zlib level, on the cut-out's own colour (encode_png's Z_RLE
+    ignores the level; benchmarks/bench_png.py compares it with these)."""
+    def pillow_png(level: int) -> bytes:
+        out = io.BytesIO()
+        Image.fromarray(pixels).save(out, format="PNG", compress_level=level)
+        return out.getvalue()
+
     rows = []
     for level in (0, 1, 3, 6, 9):
-        ms, data = timed(lambda: encode_png(pixels, level), repeat=1 if level == 9 else 3)
+        ms, data = timed(lambda: pillow_png(level), repeat=1 if level == 9 else 3)
         rows.append((level, ms, len(data)))
     return rows
 

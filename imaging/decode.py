@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,28 +70,44 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
     return rgba.convert("RGB"), alpha
 
 
-def decode(data: bytes, max_pixels: int) -> DecodedImage:
-    if not data:
-        raise UndecodableImage("cannot decode image: the object is empty")
+def to_rgb_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """A loaded Pillow image (any mode) to HxWx3 uint8 RGB and its HxW alpha (None when opaque)."""
+    rgb, alpha = _split_alpha(_to_uint8(image))
+    return np.array(rgb), alpha
+
+
+@contextmanager
+def decoding_errors() -> Iterator[None]:
+    """Pillow's many failure types as one UndecodableImage with a message for the caller."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageTooLarge(
-                    f"image too large: {width}x{height} = {width * height} pixels, the limit is {max_pixels}"
-                )
-            source_format = image.format or "unknown"
-            image.seek(0)  # first frame of animations
-            image.load()
-            image = ImageOps.exif_transpose(image)
-            image = _to_uint8(image)
-            rgb, alpha = _split_alpha(image)
-            return DecodedImage(np.array(rgb), alpha, source_format)
+            yield
     except (ImageTooLarge, UndecodableImage):
         raise
     except UnidentifiedImageError:
         raise UndecodableImage("cannot decode image: not an image format this worker reads") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise UndecodableImage(f"cannot decode image: {exc}") from None
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """The image's header, opened lazily; refused when empty or over `max_pixels` (per frame)."""
+    if not data:
+        raise UndecodableImage("cannot decode image: the object is empty")
+    image = Image.open(io.BytesIO(data))
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageTooLarge(f"image too large: {width}x{height} = {width * height} pixels, the limit is {max_pixels}")
+    return image
+
+
+def decode(data: bytes, max_pixels: int) -> DecodedImage:
+    """The first frame (of an animation too), normalised as this module's docstring says."""
+    with decoding_errors():
+        image = open_image(data, max_pixels)
+        source_format = image.format or "unknown"
+        image.seek(0)
+        image.load()
+        rgb, alpha = to_rgb_alpha(ImageOps.exif_transpose(image))
+        return DecodedImage(rgb, alpha, source_format)
