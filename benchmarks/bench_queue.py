@@ -107,10 +107,10 @@ def main() -> None:
         server.stop()
     failed = [a for _, a in results if "error" in a]
     latencies = sorted(t for t, _ in results)
-    X
+    print(f"{args.jobs} jobs of {'/'.join(f'{m:g}' for m in args.megapixels)} MP, model {args.model}, "
           f"{worker.services.device.describe()}, MAX_CONCURRENCY {args.concurrency}, BATCH_SIZE "
           f"{settings.batch_size}, BATCH_WAIT_MS {settings.batch_wait_ms:g}")
-    print(f"| images/s | p50 s | p95 s | batches (size: count) | device busy | failed |\n|---|---|---|---|---|---|")
+    print("| images/s | p50 s | p95 s | batches (size: count) | device busy | failed |\n|---|---|---|---|---|---|")
     print(f"| {args.jobs / wall:.2f} | {statistics.median(latencies):.2f} | "
           f"{latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]:.2f} | "
           f"{dict(sorted(Counter(lane.batches).items()))} | {busy / wall:.0%} | {len(failed)} |")

@@ -17,7 +17,6 @@ import torch
 import parity
 from imaging.exact import emulated_fma, fma
 from imaging.filters import _softfloat_exp, erode, gaussian_blur, gaussian_kernel
-from imaging.resample import cv2_resize_lanczos4
 from imaging.warp import invert_affine_transform, warp_affine
 from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
 from restoration.detection import (Faces, _eyes_far_enough, _nms_order, center_face, decode_boxes,
