@@ -102,6 +102,16 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
+def displayed_size(data: bytes, max_pixels: int) -> tuple[int, int]:
+    """(width, height) as decoding will give it (EXIF rotations by 90 degrees swap the sides), from the
+    header alone: enough to refuse work whose output would be too large before decoding anything."""
+    with decoding_errors():
+        image = open_image(data, max_pixels)
+        width, height = image.size
+        orientation = image.getexif().get(0x0112, 1)
+        return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
 def decode(data: bytes, max_pixels: int) -> DecodedImage:
     """The first frame (of an animation too), normalised as this module's docstring says."""
     with decoding_errors():

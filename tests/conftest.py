@@ -99,6 +99,21 @@ def photo_bytes(image: Image.Image, fmt: str, **kwargs) -> bytes:
     return out.getvalue()
 
 
+# ../shared/weights stores the Real-ESRGAN files under names of their own (float16 convolutions).
+REAL_WEIGHT_FILES = {"RealESRGAN_x4plus-fp16.pth": "RealESRGAN_x4plus.pth",
+                     "RealESRGAN_x4plus_anime_6B-fp16.pth": "RealESRGAN_x4plus_anime_6B.pth"}
+
+
+def link_real_weights(folder: Path) -> Path:
+    """A weights folder holding every real file of ../shared/weights under the name the registry
+    looks for (links, nothing copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in (SHARED / "weights").iterdir():
+        if path.suffix in (".pth", ".safetensors"):
+            (folder / REAL_WEIGHT_FILES.get(path.name, path.name)).symlink_to(path)
+    return folder
+
+
 def free_port() -> int:
     import socket
 

@@ -11,7 +11,9 @@ import torch
 
 from imaging.decode import ImageTooLarge, UndecodableImage
 from imaging.segment import WorkTooLarge
+from matting.background import PlateSizeMismatch
 from models.registry import CheckpointMismatch, WeightsNotFound
+from models.spec import SizeOutOfRange
 
 
 class JobError(Exception):
@@ -48,7 +50,8 @@ class JobTimeout(JobError):
 
 
 # Exceptions raised below the service whose messages are written for the caller too.
-CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge)
+CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge, SizeOutOfRange,
+                 PlateSizeMismatch)
 
 
 @dataclass(frozen=True)

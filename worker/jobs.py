@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
-from typing import Awaitable, Callable
 
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
-from worker import config, removal
+from worker import config
 from worker import storage as storage_mod
 from worker.cache import ModelCache
 from worker.context import JobRun, Services
@@ -23,14 +22,9 @@ from worker.errors import InvalidInput, JobTimeout, UnsupportedTask, failure
 from worker.events import parse_records
 from worker.lane import DeviceLane
 from worker.schema import Job, parse_event_options, parse_job
+from worker.tasks import TASKS
 
 log = RunPodLogger()
-
-Task = Callable[[JobRun], Awaitable[dict]]
-
-# The tasks this build serves; the contract's others are refused with a clear error.
-TASKS: dict[str, Task] = {"remove_background": removal.run, "mask": removal.run}
-
 
 def _reject(message: str, request_id: str | None) -> dict:
     log.warn(f"rejected: {message}", request_id)

@@ -6,12 +6,17 @@ Every refusal names the key and what it allows.
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, default_of
+from imaging.options import OutputOptions
+from matting.background import PRESETS, MatteParams
+from models.bmv2 import REFINE_MODES
+from restoration.restore import RestoreParams
+from restoration.upscale import ALPHA_UPSAMPLERS, UpscaleParams
 from worker import config
 from worker.errors import InvalidInput
 
@@ -19,6 +24,11 @@ TASKS = ("remove_background", "mask", "restore", "upscale", "matte")
 PRECISIONS = config.PRECISIONS
 FOREGROUNDS = ("auto", "blur_fusion", "carvekit", "none")
 MAX_ID_BYTES = 512
+# The model of a job that names none, per task (removal: the DEFAULT_MODEL setting).
+TASK_MODELS = {"upscale": "realesrgan-x4plus", "restore": "gfpgan-v1.4", "matte": "bmv2-mobilenetv2"}
+UPSCALE_MODELS = {2: "realesrgan-x2plus", 4: "realesrgan-x4plus"}  # `scale` picks the network by default
+BG_UPSAMPLER = "realesrgan-x2plus"  # GFPGAN's inference script's background upsampler
+BG_UPSAMPLER_TILE = 400  # ... and its --bg_tile
 
 
 def _chain_knob(minimum: int, maximum: int, description: str, field: str) -> dict[str, Any]:
@@ -26,15 +36,25 @@ def _chain_knob(minimum: int, maximum: int, description: str, field: str) -> dic
             "description": f"{description} (default {default_of(field)})"}
 
 
-# The knobs a job may carry. A knob left out (None) takes its default: `model` the DEFAULT_MODEL
-# setting, `precision` the PRECISION setting, the chain's knobs carvekit/params.py's ChainParams
-# (or carvekit's recommendation for the network).
+def _nullable(entry: dict) -> dict:
+    return {**entry, "type": [entry["type"], "null"], "default": None}
+
+
+_UPSCALE, _RESTORE, _MATTE = UpscaleParams(), RestoreParams(), MatteParams()
+
+# The knobs a job may carry. A knob left out (or null) takes its default: `model` the DEFAULT_MODEL
+# setting (or the task's own), `precision` the PRECISION setting, the chain's knobs carvekit/params.py's
+# ChainParams (or carvekit's recommendation for the network), the others their dataclass's.
 OPTION_SCHEMA: dict[str, dict[str, Any]] = {
     "model": {"type": "string", "minLength": 1, "maxLength": 256,
-              "description": "a registered model name or a local BiRefNet weights folder"},
+              "description": "a registered model name (or a local BiRefNet weights folder); default per task"},
     "task": {"enum": list(TASKS), "default": "remove_background"},
+    "precision": {"enum": list(PRECISIONS) + [None], "default": None,
+                  "description": "default: the PRECISION setting; auto = bfloat16 on CUDA, float32 on CPU"},
+    # background removal
     "seg_mask_size": {"type": ["integer", "null"], "minimum": 32, "maximum": 4096, "default": None,
-                      "description": "network input size; default: the model's own"},
+                      "description": "network input size; default: the model's own (BiRefNet_dynamic: a "
+                                     "multiple of 32 from 256 to 2304)"},
     "foreground": {"enum": list(FOREGROUNDS), "default": "auto",
                    "description": "colour of the cut-out's edges: blur_fusion decontamination, carvekit's grey "
                                   "blend, or the photo's own pixels; auto = blur_fusion for BiRefNet models and "
@@ -50,22 +70,69 @@ OPTION_SCHEMA: dict[str, dict[str, Any]] = {
                                   "trimap_erosion"),
     "trimap_prob_threshold": _chain_knob(0, 255, "mask values above it are sure foreground",
                                          "trimap_prob_threshold"),
+    "restore_faces": {"type": "boolean", "default": False,
+                      "description": "restore faces with GFPGAN v1.4 before the background is removed"},
     "bg_color": {"type": ["string", "null"], "pattern": "^#([0-9a-fA-F]{6}|[0-9a-fA-F]{8})$", "default": None,
                  "description": "composite onto this colour (#RRGGBB or #RRGGBBAA) instead of transparency"},
-    "precision": {"enum": list(PRECISIONS) + [None], "default": None,
-                  "description": "default: the PRECISION setting; auto = bfloat16 on CUDA, float32 on CPU"},
+    # upscale
+    "scale": {"enum": [2, 4], "default": 4, "description": "output scale; picks realesrgan-x2plus or -x4plus "
+                                                         "unless `model` names one (then resized as the original)"},
+    "tile": {"type": "integer", "minimum": 0, "maximum": 4096, "default": _UPSCALE.tile,
+             "description": "tile size in input pixels, 0 = the whole image in one forward; device memory is "
+                            "bounded by the tile (the image stays in host memory)"},
+    "tile_pad": {"type": "integer", "minimum": 0, "maximum": 512, "default": _UPSCALE.tile_pad,
+                 "description": "context around each tile"},
+    "pre_pad": {"type": "integer", "minimum": 0, "maximum": 512, "default": _UPSCALE.pre_pad,
+                "description": "reflect padding at the right and bottom, removed afterwards"},
+    "alpha_upsampler": {"enum": list(ALPHA_UPSAMPLERS), "default": _UPSCALE.alpha_upsampler,
+                        "description": "how a transparent image's alpha is enlarged: through the network, or "
+                                       "OpenCV's bilinear resize"},
+    # restore
+    "upscale": {"type": "number", "minimum": 1, "maximum": 4, "default": _RESTORE.upscale,
+                "description": "output scale of restore (the faces are restored at 512x512 and pasted back)"},
+    "only_center_face": {"type": "boolean", "default": _RESTORE.only_center_face,
+                         "description": "restore only the face nearest the image centre"},
+    "bg_upsampler": {"enum": ["none", "realesrgan"], "default": "none",
+                     "description": f"enlarge the non-face regions with Real-ESRGAN ({BG_UPSAMPLER}, tile "
+                                    f"{BG_UPSAMPLER_TILE}) instead of Lanczos; also restores an image with no face"},
+    "noise_seed": {"type": ["integer", "null"], "minimum": 0, "maximum": 2**31 - 1, "default": None,
+                   "description": "GFPGAN's per-layer noise: null = the checkpoint's stored noise (deterministic); "
+                                  "an integer = fresh noise drawn from this seed (the published inference "
+                                  "draws unseeded noise on every call)"},
+    # matte
+    "bgr_id": {"type": ["string", "null"], "default": None,
+               "description": "the background plate's key below bgr/ (default: the job's id)"},
+    "preset": {"enum": ["auto", *PRESETS], "default": _MATTE.preset,
+               "description": "hd (backbone_scale 0.25, 80,000 refined pixels) or 4k (0.125, 320,000); auto: 4k "
+                              f"above {_MATTE.four_k_above_pixels} pixels"},
+    "refine_mode": {"enum": list(REFINE_MODES), "default": _MATTE.refine_mode,
+                    "description": "which 4x4 patches the refiner refines: the most uncertain sample_pixels "
+                                   "(sampling), those above refine_threshold (thresholding), or all (full)"},
+    "backbone_scale": _nullable({"type": "number", "minimum": 0.03125, "maximum": 0.5,
+                                 "description": "the coarse pass's scale (default: the preset's)"}),
+    "sample_pixels": _nullable({"type": "integer", "minimum": 16, "maximum": 16_000_000,
+                                "description": "pixels refined in sampling mode (default: the preset's)"}),
+    "refine_threshold": {"type": "number", "minimum": 0, "maximum": 1, "default": _MATTE.threshold,
+                         "description": "error above which a patch is refined in thresholding mode"},
+    # the output (imaging/options.py)
+    **OutputOptions.schema(),
 }
 
 _EVERY_TASK = {"model", "task", "precision"}
-_REMOVAL = _EVERY_TASK | {"seg_mask_size", "pre", "post", *JOB_KNOBS}
+_REMOVAL = _EVERY_TASK | {"seg_mask_size", "pre", "post", "restore_faces", *JOB_KNOBS}
 # Which knobs apply to which task: a knob set for a task it does not apply to is refused by name.
 TASK_KEYS: dict[str, frozenset[str]] = {
-    "remove_background": frozenset(_REMOVAL | {"foreground", "bg_color"}),
-    "mask": frozenset(_REMOVAL),
-    "restore": frozenset(_EVERY_TASK),
-    "upscale": frozenset(_EVERY_TASK),
-    "matte": frozenset(_EVERY_TASK | {"bg_color"}),
+    "remove_background": frozenset(_REMOVAL | {"foreground", "bg_color"} | OutputOptions.applies_to("remove_background")),
+    "mask": frozenset(_REMOVAL | OutputOptions.applies_to("mask")),
+    "restore": frozenset(_EVERY_TASK | {"upscale", "only_center_face", "bg_upsampler", "noise_seed"}
+                         | OutputOptions.applies_to("restore")),
+    "upscale": frozenset(_EVERY_TASK | {"scale", "tile", "tile_pad", "pre_pad", "alpha_upsampler"}
+                         | OutputOptions.applies_to("upscale")),
+    "matte": frozenset(_EVERY_TASK | {"bgr_id", "preset", "refine_mode", "backbone_scale", "sample_pixels",
+                                      "refine_threshold", "bg_color"}
+                       | (OutputOptions.applies_to("matte") - {"frames"})),
 }
+assert set().union(*TASK_KEYS.values()) == set(OPTION_SCHEMA)
 
 JOB_SCHEMA = {
     "type": "object",
@@ -79,6 +146,24 @@ EVENT_SCHEMA = {
     "required": ["Records"],
     "additionalProperties": False,
 }
+
+
+@dataclass(frozen=True)
+class UpscaleJob:
+    params: UpscaleParams
+
+
+@dataclass(frozen=True)
+class RestoreJob:
+    params: RestoreParams
+    bg_upsampler: bool
+    noise_seed: int | None
+
+
+@dataclass(frozen=True)
+class MatteJob:
+    params: MatteParams
+    bgr_id: str | None
 
 
 @dataclass(frozen=True)
@@ -96,6 +181,10 @@ class Options:
     trimap_dilation: int | None = None
     trimap_erosion: int | None = None
     trimap_prob_threshold: int | None = None
+    restore_faces: bool = False
+    output: OutputOptions = field(default_factory=OutputOptions)
+    # the knobs of the restore, upscale and matte tasks, checked by their own dataclasses
+    task_params: UpscaleJob | RestoreJob | MatteJob | None = None
 
     def chain_knobs(self) -> dict:
         """The carvekit chain knobs the job set (the others keep their defaults)."""
@@ -150,34 +239,71 @@ def _check(instance: Any, schema: dict) -> None:
         raise InvalidInput("; ".join(_describe(e) for e in errors))
 
 
-def validate_id(value: str) -> str:
-    """An id is a plain key below ogs/: nothing that could escape that prefix."""
+def validate_id(value: str, key: str = "id") -> str:
+    """An id is a plain key below its prefix (ogs/, bgr/): nothing that could escape it."""
     if not value:
-        raise InvalidInput("id: must not be empty")
+        raise InvalidInput(f"{key}: must not be empty")
     if len(value.encode("utf-8")) > MAX_ID_BYTES:
-        raise InvalidInput(f"id: longer than {MAX_ID_BYTES} bytes")
+        raise InvalidInput(f"{key}: longer than {MAX_ID_BYTES} bytes")
     if value.startswith("/"):
-        raise InvalidInput("id: must not start with '/'")
+        raise InvalidInput(f"{key}: must not start with '/'")
     if "\\" in value:
-        raise InvalidInput("id: must not contain a backslash")
+        raise InvalidInput(f"{key}: must not contain a backslash")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise InvalidInput("id: must not contain control characters")
+        raise InvalidInput(f"{key}: must not contain control characters")
     if any(segment in ("..", ".", "") for segment in value.split("/")):
-        raise InvalidInput("id: must not contain '..', '.' or empty path segments")
+        raise InvalidInput(f"{key}: must not contain '..', '.' or empty path segments")
     return value
 
 
+def _task_params(task: str, values: dict) -> UpscaleJob | RestoreJob | MatteJob | None:
+    """The task's own knobs as its procedure's parameter dataclass (which checks them too)."""
+    if task == "upscale":
+        return UpscaleJob(UpscaleParams(tile=values.get("tile", _UPSCALE.tile),
+                                        tile_pad=values.get("tile_pad", _UPSCALE.tile_pad),
+                                        pre_pad=values.get("pre_pad", _UPSCALE.pre_pad),
+                                        outscale=float(values.get("scale", 4)),
+                                        alpha_upsampler=values.get("alpha_upsampler", _UPSCALE.alpha_upsampler)))
+    if task == "restore":
+        params = replace(_RESTORE, upscale=float(values.get("upscale", _RESTORE.upscale)),
+                         only_center_face=values.get("only_center_face", _RESTORE.only_center_face))
+        return RestoreJob(params, values.get("bg_upsampler", "none") == "realesrgan", values.get("noise_seed"))
+    if task == "matte":
+        params = MatteParams(preset=values.get("preset", _MATTE.preset),
+                             refine_mode=values.get("refine_mode", _MATTE.refine_mode),
+                             backbone_scale=values.get("backbone_scale"), sample_pixels=values.get("sample_pixels"),
+                             threshold=values.get("refine_threshold", _MATTE.threshold))
+        bgr_id = values.get("bgr_id")
+        return MatteJob(params, None if bgr_id is None else validate_id(bgr_id, "bgr_id"))
+    return None
+
+
+def _default_model(task: str, values: dict, defaults: config.Settings) -> str:
+    if task == "upscale":
+        return UPSCALE_MODELS[values.get("scale", 4)]
+    return TASK_MODELS.get(task, defaults.default_model)
+
+
 def _options(raw: dict, defaults: config.Settings) -> Options:
-    known = {f.name for f in fields(Options)}
-    values = {k: v for k, v in raw.items() if k in known and v is not None}
+    values = {k: v for k, v in raw.items() if k in OPTION_SCHEMA and v is not None}
     task = values.get("task", Options.task)
     misplaced = sorted(set(values) - TASK_KEYS[task])
     if misplaced:
         raise InvalidInput(f"{', '.join(misplaced)}: does not apply to task {task!r}; "
                            f"its keys: {', '.join(sorted(TASK_KEYS[task]))}")
-    values.setdefault("model", defaults.default_model)
+    output_knobs = {k: values.pop(k) for k in list(values) if k in OutputOptions.schema()}
+    try:
+        if task == "mask":
+            output_knobs["channels"] = "alpha"
+        output = OutputOptions(**output_knobs)
+        output.check_background(values.get("bg_color"))
+        task_params = _task_params(task, values)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
+    values.setdefault("model", _default_model(task, values, defaults))
     values.setdefault("precision", defaults.precision)
-    return Options(**values)
+    own = {f.name for f in fields(Options)}
+    return Options(**{k: v for k, v in values.items() if k in own}, output=output, task_params=task_params)
 
 
 def parse_job(raw: Any, defaults: config.Settings) -> Job:

@@ -1,0 +1,80 @@
+"""What the tasks share: choosing a network by role, fetching an input, writing the output."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from imaging.decode import DecodedImage, decode, displayed_size
+from imaging.encode import Encoded
+from models import registry
+from models.spec import ModelSpec, Role
+from worker.cache import resolve_dtype
+from worker.context import JobRun
+from worker.errors import InvalidInput, OutputTooLarge
+
+# The file each task writes under img/<id>/, before the format's extension.
+OUTPUT_NAMES = {"remove_background": "trans", "mask": "mask", "restore": "restored", "upscale": "upscaled",
+                "matte": "trans"}
+
+
+def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
+    """The registered network `name` if it serves `role`, else the caller's error listing those that do."""
+    allowed = registry.names(role)
+    if name not in allowed:
+        raise InvalidInput(f"{key}: {name[:80]!r} is not a {role.replace('_', ' ')} network; allowed: "
+                           f"{', '.join(allowed)}")
+    return registry.get_spec(name)
+
+
+def require_weights(run: JobRun, *specs: ModelSpec) -> None:
+    """WeightsNotFound now, before any I/O or work, when a network the job needs has no weight file."""
+    for spec in specs:
+        registry.find_weights(spec, run.services.settings.weights_dir)
+
+
+def load(run: JobRun, spec: ModelSpec) -> nn.Module:
+    """The job's network from the resident cache, in the job's precision (float32 where the weights
+    do not survive half precision)."""
+    services = run.services
+    return services.models.get(spec, resolve_dtype(run.job.options.precision, services.device.device))
+
+
+async def fetch(run: JobRun, key: str) -> bytes:
+    settings = run.services.settings
+    return await run.io("get", run.services.storage.get, key, settings.max_input_bytes)
+
+
+async def fetch_image(run: JobRun, key: str) -> DecodedImage:
+    data = await fetch(run, key)
+    return await run.io("decode", decode, data, run.services.settings.max_image_pixels)
+
+
+def check_output_pixels(data: bytes, run: JobRun, scale: float) -> tuple[int, int]:
+    """The input's size from its header; OutputTooLarge when the output at `scale` would be over
+    MAX_OUTPUT_PIXELS, before anything is decoded or run."""
+    settings = run.services.settings
+    width, height = displayed_size(data, settings.max_image_pixels)
+    out_w, out_h = int(width * scale), int(height * scale)
+    if out_w * out_h > settings.max_output_pixels:
+        raise OutputTooLarge(f"output too large: {width}x{height} at scale {scale:g} is {out_w}x{out_h} = "
+                             f"{out_w * out_h} pixels, the limit (MAX_OUTPUT_PIXELS) is {settings.max_output_pixels}")
+    return width, height
+
+
+def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
+    """uint8 RGB [3,H,W] on the device."""
+    return torch.from_numpy(image.rgb).to(device).permute(2, 0, 1)
+
+
+async def write(run: JobRun, encoded: Encoded) -> str:
+    """The output at img/<id>/<task's name>.<format's extension>, in one PUT; its key."""
+    key = f"img/{run.job.id}/{OUTPUT_NAMES[run.job.options.task]}.{encoded.extension}"
+    await run.commit(key, encoded.data, encoded.content_type)
+    run.info(f"wrote {key} ({len(encoded.data)} bytes) {run.timings}")
+    return key
+
+
+def answer(run: JobRun, key: str, width: int, height: int, model: str, **extra) -> dict:
+    return {"key": key, "bucket": run.services.storage.name, "width": width, "height": height, "model": model,
+            "task": run.job.options.task, **extra, "timings_ms": run.timings}
+

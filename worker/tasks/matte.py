@@ -1,0 +1,53 @@
+"""The `matte` task: BackgroundMattingV2 against a clean plate of the background (`bgr/<id>`)."""
+from __future__ import annotations
+
+import torch
+
+from imaging.confidence import matte_confidence
+from imaging.encode import encode_frames
+from imaging.matte_ops import refine_matte
+from imaging.output import output_frames
+from matting.background import matte
+from worker.context import JobRun
+from worker.errors import ImageNotFound
+from worker.schema import MatteJob
+from worker.tasks.common import answer, fetch_image, load, network_for, require_weights, write
+
+
+class PlateNotFound(ImageNotFound):
+    def __init__(self, key: str):
+        Exception.__init__(self, f"no background plate at {key} (the matte task needs a photo of the same "
+                                 f"scene without the subject; name another with bgr_id)")
+
+
+def _finish(run: JobRun, result, bg_color: str | None):
+    """On the device: the job's matte knobs, the confidence, the output's pixels."""
+    device = run.services.device.device
+    rgba = torch.from_numpy(result.rgba).to(device).permute(2, 0, 1)
+    alpha = rgba[3]
+    confidence = matte_confidence(alpha[None])
+    alpha = refine_matte(alpha, run.job.options.output)
+    return output_frames([rgba[:3]], [alpha], run.job.options.output, bg_color)[0], confidence
+
+
+async def run(run: JobRun) -> dict:
+    options = run.job.options
+    job: MatteJob = options.task_params
+    spec = network_for(options.model, "background_matting")
+    require_weights(run, spec)
+    plate_key = f"bgr/{job.bgr_id or run.job.id}"
+    image = await fetch_image(run, f"ogs/{run.job.id}")
+    try:
+        plate = await fetch_image(run, plate_key)
+    except ImageNotFound:
+        raise PlateNotFound(plate_key) from None
+    model = await run.on_device("load_model", load, run, spec)
+    result = await run.on_device("model", matte, model, image.rgb, plate.rgb, job.params)
+    pixels, confidence = await run.on_device("postprocess", _finish, run, result, options.bg_color)
+    encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
+                           run.services.settings.png_compress_level)
+    key = await write(run, encoded)
+    width, height = image.size
+    return answer(run, key, width, height, spec.name, preset=result.preset, refine_mode=result.refine.mode,
+                  **confidence.as_dict())
+
