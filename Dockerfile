@@ -19,6 +19,8 @@ RUN pip install -r requirements.txt
 COPY models/ models/
 COPY imaging/ imaging/
 COPY carvekit/ carvekit/
+COPY restoration/ restoration/
+COPY matting/ matting/
 COPY worker/ worker/
 COPY builder/ builder/
 COPY handler.py .

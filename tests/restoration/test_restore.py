@@ -1,9 +1,11 @@
-"""The GFPGANer.enhance pipeline (restoration.restore).
+"""The GFPGANer.enhance pipeline's geometry (restoration.restore): where a restored face lands, what
+happens without faces, the centre face, batching.
 
-STAND-INS (replace after merging with the real networks): GFPGAN and ParseNet are another helper's
-networks, so `restorer` and `parser` here are small stand-in callables with their call signatures;
-RetinaFace's real weights are not available here, so `PlantedDetector` stands in for the network's
-outputs (regressions that decode, through the real restoration.detection code, to chosen faces).
+These tests need faces at chosen places with a restorer whose output is recognisable, so they feed
+the procedure synthetic inputs: `PlantedDetector` gives RetinaFace's outputs for chosen faces
+(decoded by the real restoration.detection code), the restorer is the colour negative of the face and
+the parser a fixed class map. The real networks (GFPGAN, ParseNet, RetinaFace through the registry)
+run the same procedure end to end in tests/test_tasks.py, and each passes its parity cases.
 """
 from __future__ import annotations
 
