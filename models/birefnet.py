@@ -334,6 +334,7 @@ class Release:
     filename: str = CHECKPOINT_FILE
     file_format: Literal["torch", "safetensors"] = "safetensors"
     size_range: SizeRange | None = None
+    gated: bool = False  # the repo asks users to accept its licence before downloading (HF_TOKEN)
 
 
 def _spec(
@@ -373,7 +374,8 @@ def _hub(release: Release) -> ModelSpec:
         Preprocess(size=release.size, resample="bilinear", backend="torch", size_range=release.size_range),
         WeightsSource(
             f"{release.repo}/{release.filename}",
-            Download(release.repo, release.filename, revision=release.revision, sha256=release.sha256),
+            Download(release.repo, release.filename, revision=release.revision, sha256=release.sha256,
+                     gated=release.gated),
             file_format=release.file_format,
         ),
         f"{release.summary} ({release.backbone}, input {sizes}); patch order {order}: {release.evidence}; "
@@ -394,7 +396,7 @@ ZOO = (
             "the birefnet.py BRIA publishes with the weights, and loads them with, stacks tiles with "
             "Decoder.get_patches_batch",
             "94cba2d85601297da7332f9882f313bd339d1a1d",
-            "BRIA RMBG-2.0 background removal (gated repo: needs HF_TOKEN)", licence=BRIA_LICENCE),
+            "BRIA RMBG-2.0 background removal (gated repo: needs HF_TOKEN)", licence=BRIA_LICENCE, gated=True),
     Release("ZhengPeng7/BiRefNet", "swin_v1_l", (1024, 1024), True,
             "model.safetensors of 2024-07 (HF bb4456a, BiRefNet-general-epoch_244, the general model whose "
             "training data includes portrait segmentation), before 2024-11-05",

@@ -72,6 +72,7 @@ CHECKPOINTS = [
         preprocess=Preprocess(size=(1024, 1024), mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
                               resample="lanczos", backend="pil", scale="max"),
         to_matte=min_max_matte,
+        licence="Apache-2.0 (DIS, xuebinqin)",
         notes="rembg recipe: LANCZOS to 1024x1024, x/max(x), mean 0.5 std 1.0; matte = min-max of sigmoid(d1)",
     ),
 ]

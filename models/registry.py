@@ -28,13 +28,17 @@ _SPECS: dict[str, ModelSpec] = {}
 class WeightsNotFound(FileNotFoundError):
     """The weight file of a registered model is not on local disk."""
 
-    def __init__(self, spec: ModelSpec, searched: list[Path]):
+    def __init__(self, spec: ModelSpec, searched: list[Path], present: list[str] | None = None):
         self.spec = spec
         self.searched = searched
         where = ", ".join(str(p) for p in searched)
+        download = spec.weights.download
+        gated = (f" (a gated repo: accept its licence, {spec.licence or 'see its page'}, on huggingface.co/"
+                 f"{download.repo} and set HF_TOKEN)") if download and download.gated else ""
+        others = f"; {spec.role} models whose weights are here: {', '.join(present)}" if present else ""
         super().__init__(
             f"weights for model '{spec.name}' are missing: {spec.weights.filename} not found "
-            f"(looked in {where}); fetch them with: {FETCH_COMMAND.format(name=spec.name)}"
+            f"(looked in {where}); fetch them with: {FETCH_COMMAND.format(name=spec.name)}{gated}{others}"
         )
 
 
@@ -72,7 +76,12 @@ def find_weights(spec: ModelSpec, weights_dir: Path) -> Path:
         if isinstance(cached, str) and Path(cached).is_file():
             return Path(cached)
         searched.append(Path(f"hf-cache:{download.repo}/{download.filename}"))
-    raise WeightsNotFound(spec, searched)
+    raise WeightsNotFound(spec, searched, present(spec.role, weights_dir))
+
+
+def present(role: str, weights_dir: Path) -> list[str]:
+    """Registered networks of `role` whose weight file lies in the weights folder."""
+    return [name for name in names(role) if (Path(weights_dir) / _SPECS[name].weights.filename).is_file()]
 
 
 def read_state_dict(path: Path, source: WeightsSource) -> StateDict:

@@ -46,6 +46,7 @@ class Download:
     revision: str | None  # the repo commit the file is taken from (40 hex digits); None: not yet pinned
     sha256: str | None = None  # checked after download where known
     sha512: str | None = None  # where the publisher states SHA-512 only (carvekit)
+    gated: bool = False  # the repo asks users to accept its licence first: downloads need HF_TOKEN
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,7 @@ CHECKPOINTS = [
         preprocess=Preprocess(size=(320, 320), resample="lanczos", backend="pil", scale="max"),
         to_matte=u2net_matte,
         half_ok=False,
+        licence="Apache-2.0 (U^2-Net)",
         notes="rembg recipe: LANCZOS to 320x320, x/max(x), ImageNet mean/std; matte = min-max of sigmoid(d0)",
     ),
     ModelSpec(
@@ -218,6 +219,7 @@ CHECKPOINTS = [
         preprocess=Preprocess(size=(320, 320), resample="bicubic", backend="pil", scale="max"),
         to_matte=u2net_matte,
         half_ok=False,
+        licence="Apache-2.0 (U^2-Net; carvekit's file)",
         notes="carvekit recipe: BICUBIC to 320x320, x/max(x), ImageNet mean/std; matte = min-max of sigmoid(d0)",
     ),
 ]

@@ -61,6 +61,8 @@ def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
     out = done.stdout + done.stderr
     assert "weights for model 'briaai/RMBG-2.0' are missing" in out
     assert "python -m builder.fetch_weights briaai/RMBG-2.0" in out
+    assert "gated repo: accept its licence, CC BY-NC 4.0" in out and "HF_TOKEN" in out
+    assert "segmentation models whose weights are here: u2netp, isnet-general-use" in out
     assert "Traceback" not in out
 
 

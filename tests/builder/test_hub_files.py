@@ -36,3 +36,11 @@ def test_the_hubs_tests_pass_in_local_mode(tmp_path):
     assert cutout.shape == (240, 320, 4)
     alpha = cutout[..., 3]
     assert alpha[125, 160] > 200 and alpha[5, 5] < 50  # the disc is kept, the corner removed
+
+
+def test_readme_tables_are_the_generated_ones():
+    """The README's tables of knobs, settings and models are made from the code (no default typed twice)."""
+    from builder import readme_tables
+
+    readme = (REPO / "README.md").read_text()
+    assert readme_tables.render(readme) == readme, "run: python -m builder.readme_tables"

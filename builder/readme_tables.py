@@ -1,0 +1,88 @@
+"""The README's reference tables, made from the code: the job's knobs per task (worker/schema.py),
+the settings (worker/config.py) and the registered models (models/). Nothing there is typed twice.
+
+    python -m builder.readme_tables          # rewrite the generated blocks of README.md
+
+Each table sits between `<!-- table:NAME -->` and `<!-- /table:NAME -->`; tests/builder checks that
+the committed README holds what this writes.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from models import registry
+from worker import config
+from worker.schema import OPTION_SCHEMA, TASK_KEYS, TASKS
+
+REPO = Path(__file__).resolve().parents[1]
+COMMON = ("model", "task", "precision")
+
+
+def _values(entry: dict) -> str:
+    if "enum" in entry:
+        return ", ".join(f"`{v}`" for v in entry["enum"] if v is not None)
+    kinds = entry.get("type", "")
+    kinds = [k for k in (kinds if isinstance(kinds, list) else [kinds]) if k != "null"]
+    text = " or ".join(kinds)
+    if "minimum" in entry:
+        text += f" {entry['minimum']:g}..{entry['maximum']:g}"
+    if "pattern" in entry:
+        text += " `#RRGGBB` / `#RRGGBBAA`"
+    return text
+
+
+def _default(entry: dict) -> str:
+    default = entry.get("default")
+    return "unset" if default is None else f"`{default}`"
+
+
+def knobs_table(task: str) -> str:
+    keys = [k for k in OPTION_SCHEMA if k in TASK_KEYS[task] and k not in COMMON]
+    rows = [f"| `{k}` | {_values(OPTION_SCHEMA[k])} | {_default(OPTION_SCHEMA[k])} | "
+            f"{OPTION_SCHEMA[k].get('description', '')} |" for k in keys]
+    return "\n".join(["| key | values | default | meaning |", "|---|---|---|---|", *rows])
+
+
+def settings_table() -> str:
+    rows = [f"| `{name}` | {'unset' if default is None else f'`{default}`'} | {doc} |"
+            for name, default, doc in config.documented()]
+    return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows])
+
+
+def models_table() -> str:
+    rows = []
+    for name in registry.names():
+        spec = registry.get_spec(name)
+        download = spec.weights.download
+        source = ("placed by hand" if download is None else
+                  f"`{download.repo}` @ `{download.revision[:7]}`" if download.revision else
+                  f"`{download.repo}` (revision not pinned yet: not fetchable)")
+        size = "x".join(str(s) for s in spec.preprocess.size[::-1]) if spec.preprocess else ""
+        rows.append(f"| `{name}` | {spec.role.replace('_', ' ')} | {size} | {spec.licence} | {source} |")
+    return "\n".join(["| model | role | input (W x H) | licence | weights from |", "|---|---|---|---|---|", *rows])
+
+
+def tables() -> dict[str, str]:
+    found = {f"knobs-{task}": knobs_table(task) for task in TASKS}
+    return {**found, "settings": settings_table(), "models": models_table()}
+
+
+def render(readme: str) -> str:
+    for name, table in tables().items():
+        pattern = re.compile(rf"(<!-- table:{re.escape(name)} -->\n).*?(<!-- /table:{re.escape(name)} -->)", re.S)
+        if not pattern.search(readme):
+            raise SystemExit(f"README.md has no block <!-- table:{name} -->")
+        readme = pattern.sub(lambda m: m.group(1) + table + "\n" + m.group(2), readme)
+    return readme
+
+
+def main() -> int:
+    path = REPO / "README.md"
+    path.write_text(render(path.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
