@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
+from benchmarks.timing import time_forward  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODELS = ("briaai/RMBG-2.0", "ZhengPeng7/BiRefNet", "ZhengPeng7/BiRefNet_lite")  # one per oracle folder
@@ -38,31 +37,14 @@ def load(name: str, device: str, dtype: torch.dtype, channels_last: bool) -> tor
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
 
 def one_speed(name: str, device: str, dtype: str, batch: int, repeat: int, compile_model: bool) -> dict:
     model = load(name, device, DTYPES[dtype], device == "cuda")
     if compile_model:
         model = torch.compile(model)
     x = torch.rand(batch, 3, 1024, 1024, device=device, dtype=DTYPES[dtype])
-    if device == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-        torch.cuda.reset_peak_memory_stats()
-    with torch.inference_mode():
-        model(x)  # warm-up (and compilation)
-        sync(device)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model(x)
-            sync(device)
-            times.append((time.perf_counter() - start) * 1000)
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-    return {"ms_per_image": sorted(times)[len(times) // 2] / batch, "peak_gib": peak}
+    timed = time_forward(model, x, repeat)
+    return {"ms_per_image": timed["seconds"] * 1000 / batch, "peak_gib": timed["peak_gib"]}
 
 
 def speed(args) -> None:

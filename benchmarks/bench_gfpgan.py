@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -33,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
+from benchmarks.timing import time_forward  # noqa: E402
 from parity.gfpgan import gfpgan_input  # noqa: E402
 from parity.parsenet import parsenet_input  # noqa: E402
 
@@ -47,29 +46,12 @@ def load(name: str, device: str, dtype: torch.dtype, channels_last: bool = False
     return model.to(memory_format=torch.channels_last) if channels_last else model
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
 
 def one_speed(name: str, device: str, dtype: str, batch: int, repeat: int) -> dict:
     model = load(name, device, DTYPES[dtype], device == "cuda")
     x = torch.rand(batch, 3, 512, 512, device=device, dtype=DTYPES[dtype]) * 2 - 1
-    if device == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
-        torch.cuda.reset_peak_memory_stats()
-    with torch.inference_mode():
-        model(x)  # warm-up
-        sync(device)
-        times = []
-        for _ in range(repeat):
-            start = time.perf_counter()
-            model(x)
-            sync(device)
-            times.append(time.perf_counter() - start)
-    peak = (torch.cuda.max_memory_allocated() / 2**30 if device == "cuda"
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
-    return {"s_per_face": sorted(times)[len(times) // 2] / batch, "peak_gib": peak}
+    timed = time_forward(model, x, repeat)
+    return {"s_per_face": timed["seconds"] / batch, "peak_gib": timed["peak_gib"]}
 
 
 def speed(args) -> None:

@@ -21,7 +21,13 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps
 
-from imaging.decode import DecodedImage, ImageTooLarge, decoding_errors, open_image, to_rgb_alpha
+from imaging.decode import (
+    DecodedImage,
+    ImageTooLarge,
+    decoding_errors,
+    open_image,
+    to_rgb_alpha,
+)
 
 
 class AnimationTooLarge(ImageTooLarge):

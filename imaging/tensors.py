@@ -23,11 +23,16 @@ def free_bytes(device: torch.device) -> int:
     if device.type == "cuda":
         free, _total = torch.cuda.mem_get_info(device)
         return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+    return host_memory("MemAvailable") or 2**62  # unknown: do not refuse
+
+
+def host_memory(field: str) -> int:
+    """A /proc/meminfo figure in bytes (MemTotal, MemAvailable); 0 where the system does not say."""
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 2**62  # unknown: do not refuse
+    return 0

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from imaging.tensors import host_memory
 from worker.config import ConfigError, Settings
 
 
@@ -28,17 +29,6 @@ class DeviceInfo:
         return (f"device {self.device} ({self.name}, {self.memory_bytes / 2**30:.1f} GiB), "
                 f"float32 as {self.float32}, torch {torch.__version__}"
                 + (f" (CUDA {torch.version.cuda})" if self.device.type == "cuda" else ""))
-
-
-def _ram_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def check_gpu(device: torch.device) -> str:
@@ -83,7 +73,7 @@ def prepare(settings: Settings) -> DeviceInfo:
         return DeviceInfo(device, name, memory, policy)
     if device.type != "cpu":
         raise ConfigError(f"DEVICE={settings.device!r}: this worker serves on cuda or cpu")
-    return DeviceInfo(device, "cpu", _ram_bytes(), policy)
+    return DeviceInfo(device, "cpu", host_memory("MemTotal"), policy)
 
 
 def synchronize(device: torch.device) -> None:

@@ -11,7 +11,14 @@ from matting.background import matte
 from worker.context import JobRun
 from worker.errors import ImageNotFound
 from worker.schema import MatteJob
-from worker.tasks.common import answer, fetch_image, load, network_for, require_weights, write
+from worker.tasks.common import (
+    answer,
+    fetch_image,
+    load,
+    network_for,
+    require_weights,
+    write,
+)
 
 
 class PlateNotFound(ImageNotFound):

@@ -12,7 +12,15 @@ from imaging.tensors import free_bytes
 from restoration.upscale import UpscaleParams, output_size, upscale
 from worker.context import JobRun
 from worker.schema import UpscaleJob
-from worker.tasks.common import answer, check_output_pixels, fetch, load, network_for, require_weights, write
+from worker.tasks.common import (
+    answer,
+    check_output_pixels,
+    fetch,
+    load,
+    network_for,
+    require_weights,
+    write,
+)
 
 MEMORY_HEADROOM = 0.6  # of the free device memory one forward may take
 AUTO_TILE_STEP = 32

@@ -1,0 +1,34 @@
+"""What the benchmark scripts share: a forward timed properly on either device, and peak memory."""
+from __future__ import annotations
+
+import resource
+import time
+
+import torch
+from torch import nn
+
+
+def sync(device: str | torch.device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_forward(model: nn.Module, x: torch.Tensor, repeat: int) -> dict:
+    """Median seconds of `repeat` forwards after one warm-up (and compilation), the device's work
+    waited for; peak memory in GiB (CUDA: allocated; CPU: the process's max RSS)."""
+    device = x.device
+    if device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+        torch.cuda.reset_peak_memory_stats()
+    with torch.inference_mode():
+        model(x)
+        sync(device)
+        times = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            model(x)
+            sync(device)
+            times.append(time.perf_counter() - start)
+    peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
+    return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak}
