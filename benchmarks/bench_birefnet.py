@@ -38,10 +38,10 @@ def load(name: str, device: str, dtype: torch.dtype, channels_last: bool) -> tor
 
 
 
-def one_speed(name: str, device: str, dtype: str, batch: int, repeat: int, compile_model: bool) -> dict:
+def one_speed(name: str, device: str, dtype: str, batch: int, repeat: int, compile_mode: str) -> dict:
     model = load(name, device, DTYPES[dtype], device == "cuda")
-    if compile_model:
-        model = torch.compile(model)
+    if compile_mode != "eager":
+        model = torch.compile(model, mode=compile_mode)
     x = torch.rand(batch, 3, 1024, 1024, device=device, dtype=DTYPES[dtype])
     timed = time_forward(model, x, repeat)
     return {"ms_per_image": timed["seconds"] * 1000 / batch, "peak_gib": timed["peak_gib"]}
@@ -54,7 +54,7 @@ def speed(args) -> None:
     for dtype in args.dtypes:
         for batch in args.batches:
             done = subprocess.run([sys.executable, __file__, "_one", args.model, args.device, dtype, str(batch),
-                                   str(args.repeat), str(int(args.compile))], capture_output=True, text=True)
+                                   str(args.repeat), args.compile], capture_output=True, text=True)
             if done.returncode:
                 print(f"| {dtype} | {batch} | failed: {done.stderr.strip().splitlines()[-1]} | |")
                 continue
@@ -87,8 +87,8 @@ def precision(args) -> None:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_one":
-        name, device, dtype, batch, repeat, compile_model = sys.argv[2:8]
-        print(json.dumps(one_speed(name, device, dtype, int(batch), int(repeat), compile_model == "1")))
+        name, device, dtype, batch, repeat, compile_mode = sys.argv[2:8]
+        print(json.dumps(one_speed(name, device, dtype, int(batch), int(repeat), compile_mode)))
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["speed", "precision"])
@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=list(DTYPES))
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model first")
+    parser.add_argument("--compile", default="eager", choices=["eager", "default", "reduce-overhead", "max-autotune"],
+                        help="torch.compile mode (reduce-overhead replays CUDA graphs); eager: not compiled")
     args = parser.parse_args()
     speed(args) if args.what == "speed" else precision(args)
 

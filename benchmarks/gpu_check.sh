@@ -48,8 +48,8 @@ phase "parity: channels_last (as the CUDA model cache runs them)" 60 $PY -m pari
 phase "half-precision and TF32 drift against float32, per family" 80 $PY benchmarks/bench_precision.py --device cuda
 phase "BiRefNet / RMBG-2.0 speed at 1024 (fp32, fp16, bf16; batch 1 and 8; channels_last)" 90 \
   $PY benchmarks/bench_birefnet.py speed --device cuda --dtypes float32 float16 bfloat16 --batches 1 8 --repeat 5
-phase "BiRefNet speed with torch.compile (bf16, batch 8)" 60 \
-  $PY benchmarks/bench_birefnet.py speed --device cuda --dtypes bfloat16 --batches 8 --repeat 5 --compile
+phase "BiRefNet speed with torch.compile and CUDA graphs (bf16, batch 8)" 80 \
+  bash -c "$PY benchmarks/bench_birefnet.py speed --device cuda --dtypes bfloat16 --batches 8 --repeat 5 --compile default; $PY benchmarks/bench_birefnet.py speed --device cuda --dtypes bfloat16 --batches 8 --repeat 5 --compile reduce-overhead"
 phase "serving engine: 32 jobs of 1/4/12 MP, RMBG-2.0 (oracle weights), bf16" 60 \
   $PY benchmarks/bench_queue.py --oracle --model briaai/RMBG-2.0 --jobs 32 --concurrency 8 --megapixels 1 4 12
 phase "cold start" 40 $PY benchmarks/bench_coldstart.py --device cuda --rounds 1

@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 from carvekit.params import DEFAULTS, ChainParams
+from imaging.decode import as_array
 from models import registry
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from models.yolov4 import COCO_CLASSES
@@ -84,7 +85,7 @@ def scene_input(rgb: np.ndarray) -> torch.Tensor:
     """[3,224,224] float32 scene-classifier input from an HxWx3 uint8 image, as carvekit's
     transforms: Resize(256) (shorter side to 256, Pillow bilinear), CenterCrop(224), ToTensor,
     Normalize(ImageNet)."""
-    image = Image.fromarray(rgb)
+    image = Image.fromarray(as_array(rgb))
     width, height = image.size
     short, long = min(width, height), max(width, height)
     scaled_long = int(256 * long / short)  # torchvision truncates the longer side

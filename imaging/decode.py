@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 
@@ -31,7 +32,9 @@ Image.MAX_IMAGE_PIXELS = None
 
 @dataclass
 class DecodedImage:
-    rgb: np.ndarray  # HxWx3 uint8
+    # HxWx3 uint8: a numpy array, or a tensor on the device when the JPEG was decoded there
+    # (`decode_jpeg_on`); `as_array` / `as_tensor` give either form.
+    rgb: np.ndarray | torch.Tensor
     alpha: np.ndarray | None  # HxW uint8, or None when the image is opaque
     source_format: str
 
@@ -110,6 +113,51 @@ def displayed_size(data: bytes, max_pixels: int) -> tuple[int, int]:
         width, height = image.size
         orientation = image.getexif().get(0x0112, 1)
         return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def as_array(rgb: np.ndarray | torch.Tensor) -> np.ndarray:
+    """HxWx3 uint8 numpy, wherever the pixels are."""
+    return rgb if isinstance(rgb, np.ndarray) else np.ascontiguousarray(rgb.cpu().numpy())
+
+
+def as_tensor(rgb: np.ndarray | torch.Tensor, device: torch.device) -> torch.Tensor:
+    """uint8 [3,H,W] on `device`, wherever the pixels are."""
+    pixels = torch.from_numpy(rgb) if isinstance(rgb, np.ndarray) else rgb
+    return pixels.to(device, non_blocking=True).permute(2, 0, 1)
+
+
+# EXIF orientation -> the torch ops of Pillow's ImageOps.exif_transpose on [C,H,W].
+_ORIENT = {
+    2: lambda x: x.flip(-1),  # FLIP_LEFT_RIGHT
+    3: lambda x: x.flip(-2, -1),  # ROTATE_180
+    4: lambda x: x.flip(-2),  # FLIP_TOP_BOTTOM
+    5: lambda x: x.transpose(-2, -1),  # TRANSPOSE
+    6: lambda x: x.rot90(-1, (-2, -1)),  # ROTATE_270 (clockwise)
+    7: lambda x: x.transpose(-2, -1).flip(-2, -1),  # TRANSVERSE
+    8: lambda x: x.rot90(1, (-2, -1)),  # ROTATE_90 (counter-clockwise)
+}
+
+
+def decode_jpeg_on(data: bytes, max_pixels: int, device: torch.device) -> DecodedImage | None:
+    """A baseline or progressive RGB / grey JPEG decoded by torchvision on `device` (nvJPEG on CUDA),
+    oriented as its EXIF says: the same size and orientation as `decode`, the pixels within the
+    difference of the two decoders (identical on the CPU: both libjpeg-turbo; nvJPEG rounds its
+    IDCT and chroma upsampling differently, BENCHMARKS.md). None for anything else (CMYK/YCCK,
+    not a JPEG, a decoder failure): the caller decodes it with Pillow. Limits as `decode`."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    with decoding_errors():
+        image = open_image(data, max_pixels)
+        if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+            return None
+        orientation = image.getexif().get(0x0112, 1)
+    try:
+        pixels = decode_jpeg(torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB,
+                             device=device)
+    except RuntimeError:
+        return None
+    pixels = _ORIENT.get(orientation, lambda x: x)(pixels)
+    return DecodedImage(pixels.permute(1, 2, 0), None, "JPEG")
 
 
 def decode(data: bytes, max_pixels: int) -> DecodedImage:

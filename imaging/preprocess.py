@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from imaging.decode import as_array, as_tensor
 from imaging.resample import antialiased_resize
 from imaging.tensors import constant
 from models.spec import Preprocess
@@ -35,7 +36,7 @@ def _normalise(array: np.ndarray, recipe: Preprocess) -> np.ndarray:
 def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> torch.Tensor:
     """[3,h,w] float32 from an HxWx3 uint8 image, resized with the original's Pillow filter."""
     height, width = size
-    resized = Image.fromarray(rgb)
+    resized = Image.fromarray(as_array(rgb))
     if recipe.fit == "thumbnail":
         resized.thumbnail((width, height), _PIL_FILTERS[recipe.resample], reducing_gap=2.0)
     else:
@@ -45,7 +46,7 @@ def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> tor
 
 def torch_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int], device: torch.device) -> torch.Tensor:
     """[3,h,w] float32 on `device`: the pixels travel as uint8, resize and normalise run there."""
-    image = torch.from_numpy(rgb).to(device, non_blocking=True).permute(2, 0, 1)[None].float()
+    image = as_tensor(rgb, device)[None].float()
     if recipe.antialias:
         image = antialiased_resize(image, size, recipe.resample)
     else:

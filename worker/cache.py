@@ -45,6 +45,7 @@ class ModelCache:
         self.max_resident = settings.max_resident_models  # 0: no count limit
         self.channels_last = settings.channels_last
         self.compile = settings.compile
+        self.compile_mode = settings.compile_mode
         self.loads = 0  # networks loaded since start (a warm chain loads none)
         self._models: OrderedDict[tuple[str, torch.dtype], nn.Module] = OrderedDict()
         self._bytes: dict[tuple[str, torch.dtype], int] = {}
@@ -65,7 +66,7 @@ class ModelCache:
             if self.channels_last and self.device.type == "cuda":
                 model = model.to(memory_format=torch.channels_last)
             if self.compile:
-                model = torch.compile(model)
+                model = torch.compile(model, mode=self.compile_mode)
             self._models[key] = model
             self._bytes[key] = module_bytes(model)
             self.loads += 1

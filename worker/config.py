@@ -68,7 +68,10 @@ class Settings:
     model_cache_bytes: int = _setting(0, "MODEL_CACHE_GB", "memory for resident networks, GiB; 0: half "
                                       "the device's memory", "float", scale=2**30)
     channels_last: bool = _setting(True, "CHANNELS_LAST", "networks in channels_last on CUDA", "flag")
+    gpu_jpeg: bool = _setting(True, "GPU_JPEG", "decode JPEG inputs on the GPU (nvJPEG) when on CUDA", "flag")
     compile: bool = _setting(False, "TORCH_COMPILE", "torch.compile the networks (needs a C compiler)", "flag")
+    compile_mode: str = _setting("default", "TORCH_COMPILE_MODE", "torch.compile's mode: reduce-overhead "
+                                 "replays CUDA graphs", "choice", ("default", "reduce-overhead", "max-autotune"))
     png_compress_level: int = _setting(1, "PNG_COMPRESS_LEVEL", "zlib level of PNG outputs", "int")
     s3_max_attempts: int = _setting(4, "S3_MAX_ATTEMPTS", "attempts in botocore's standard retry mode "
                                     "(throttling, 5xx, dropped connections)", "int")

@@ -128,3 +128,36 @@ def test_truncated_jpeg():
     data = _save(Image.fromarray(_gradient(256, 256)), "JPEG")
     with pytest.raises(UndecodableImage, match="truncated|cannot decode"):
         decode(data[: len(data) // 2], LIMIT)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_decoded_by_torchvision_matches_the_pillow_path(orientation):
+    """The GPU path's decoder (torchvision's decode_jpeg; nvJPEG on CUDA), run here on the CPU: the same
+    orientation, size and, on the CPU, the same pixels as Pillow's path, for every EXIF orientation."""
+    import torch
+
+    from imaging.decode import as_array, decode_jpeg_on
+
+    photo = Image.fromarray(_gradient(96, 64))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = _save(photo, "JPEG", exif=exif)
+    ours = decode_jpeg_on(data, 10**8, torch.device("cpu"))
+    pillow = decode(data, 10**8)
+    assert ours is not None and ours.size == pillow.size
+    assert np.array_equal(as_array(ours.rgb), pillow.rgb)
+
+
+def test_torchvision_jpeg_path_declines_what_it_does_not_handle():
+    import torch
+
+    from imaging.decode import decode_jpeg_on
+
+    photo = Image.fromarray(_gradient(96, 64))
+    cpu = torch.device("cpu")
+    assert decode_jpeg_on(_save(photo.convert("CMYK"), "JPEG"), 10**8, cpu) is None  # Pillow's path inverts Adobe CMYK
+    assert decode_jpeg_on(_save(photo, "PNG"), 10**8, cpu) is None
+    grey = decode_jpeg_on(_save(photo.convert("L"), "JPEG"), 10**8, cpu)
+    assert grey is not None and grey.rgb.shape == (64, 96, 3)
+    with pytest.raises(ImageTooLarge):
+        decode_jpeg_on(_save(photo, "JPEG"), 1000, cpu)

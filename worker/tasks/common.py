@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imaging.decode import DecodedImage, decode, displayed_size
+from imaging.decode import DecodedImage, as_tensor, decode, displayed_size
 from imaging.encode import Encoded
 from models import registry
 from models.spec import ModelSpec, Role
@@ -63,7 +63,7 @@ def check_output_pixels(data: bytes, run: JobRun, scale: float) -> tuple[int, in
 
 def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
     """uint8 RGB [3,H,W] on the device."""
-    return torch.from_numpy(image.rgb).to(device).permute(2, 0, 1)
+    return as_tensor(image.rgb, device)
 
 
 async def write(run: JobRun, encoded: Encoded) -> str:

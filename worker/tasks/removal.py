@@ -14,7 +14,7 @@ from carvekit.chain import manual_plan, plans, post_process
 from carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation
 from imaging.confidence import matte_confidence
-from imaging.decode import DecodedImage
+from imaging.decode import DecodedImage, decode_jpeg_on
 from imaging.encode import encode_frames
 from imaging.matte_ops import refine_matte
 from imaging.output import output_box, output_frames
@@ -70,7 +70,13 @@ def _segment_batch(services: Services, spec: ModelSpec, dtype: torch.dtype, size
 
 
 def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
+    """Every frame as `frames` asks; a JPEG straight onto the GPU when on CUDA (GPU_JPEG)."""
     settings, output = run.services.settings, run.job.options.output
+    device = run.services.device.device
+    if device.type == "cuda" and settings.gpu_jpeg:
+        image = decode_jpeg_on(data, settings.max_image_pixels, device)
+        if image is not None:
+            return DecodedAnimation([image], [0], 0, image.source_format)
     limits = AnimationLimits(max_frames=settings.max_frames, max_total_pixels=settings.max_total_pixels)
     return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=output.frames == "first")
 

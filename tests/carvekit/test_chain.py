@@ -1,0 +1,37 @@
+"""The chain planner: carvekit's defaults, its per-network recommendation, then the job's knobs."""
+from __future__ import annotations
+
+from carvekit.chain import configured, manual_plan
+from carvekit.params import DEFAULTS
+
+
+def test_model_carvekit_is_tracer_with_cascadepsp_and_fba_at_carvekits_defaults():
+    plan = manual_plan("carvekit", {})
+    assert (plan.net, plan.post) == ("tracer_b7", "cascade_fba")
+    assert (plan.refine_mask_size, plan.matting_mask_size, plan.trimap_prob_threshold,
+            plan.trimap_dilation, plan.trimap_erosion, plan.refine_mask_binary_threshold) == (900, 2048, 231, 30, 5, 127)
+
+
+def test_a_network_alone_has_no_post_processing():
+    plan = manual_plan("isnet", {})
+    assert (plan.net, plan.post, plan.seg_mask_size) == ("isnet", "none", None)
+
+
+def test_deeplabv3_gets_carvekits_recommended_trimap_and_a_job_knob_wins_over_it():
+    assert (manual_plan("deeplabv3", {}).trimap_dilation, manual_plan("deeplabv3", {}).trimap_erosion) == (40, 20)
+    plan = manual_plan("deeplabv3", {"trimap_dilation": 12, "post": "fba"})
+    assert (plan.trimap_dilation, plan.trimap_erosion, plan.post) == (12, 20, "fba")
+
+
+def test_the_automatic_modes_start_from_a_configurable_network_only():
+    """carvekit's CLI configures tracer_b7 or isnet; any other job model starts from tracer_b7 at 960."""
+    assert (configured("u2netp", {}).net, configured("u2netp", {}).seg_mask_size) == ("tracer_b7", 960)
+    assert (configured("isnet", {}).net, configured("isnet", {}).seg_mask_size) == ("isnet", 1024)
+    plan = configured("carvekit", {"seg_mask_size": 640, "matting_mask_size": 512})
+    assert (plan.seg_mask_size, plan.matting_mask_size, plan.post) == (640, 512, "cascade_fba")
+    assert configured("isnet", {"post": "none"}).post == "none"
+
+
+def test_plans_are_the_defaults_replaced_not_copies():
+    plan = manual_plan("tracer_b7", {"refine_mask_size": 512})
+    assert plan == DEFAULTS.__class__(**{**DEFAULTS.__dict__, "net": "tracer_b7", "refine_mask_size": 512})
