@@ -28,11 +28,11 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
-from models import registry  # noqa: E402
 from imaging.decode import decode  # noqa: E402
 from imaging.encode import encode_png  # noqa: E402
 from imaging.postprocess import cutout, full_size_alpha  # noqa: E402
 from imaging.preprocess import network_batch  # noqa: E402
+from models import registry  # noqa: E402
 from worker.storage import S3Storage  # noqa: E402
 
 REMBG_SCRIPT = """

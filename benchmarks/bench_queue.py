@@ -42,10 +42,10 @@ def photo_bytes(megapixels: float) -> bytes:
 
 
 def start_s3():
-    from moto.server import ThreadedMotoServer
+    import socket
 
     import boto3
-    import socket
+    from moto.server import ThreadedMotoServer
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -15,8 +15,17 @@ from imaging.animation import decode_animation
 from models import registry
 from restoration.restore import RestoreParams, restore
 from restoration.upscale import UpscaleParams, upscale
-from tests.conftest import (CAR, SHARED, free_port, keys_under, link_real_weights, photo_bytes, runsync, serve_api,
-                            worker_env)
+from tests.conftest import (
+    CAR,
+    SHARED,
+    free_port,
+    keys_under,
+    link_real_weights,
+    photo_bytes,
+    runsync,
+    serve_api,
+    worker_env,
+)
 
 STAND_INS = ["retinaface-resnet50", "gfpgan-v1.4", "parsenet", "bmv2-mobilenetv2"]
 BGM = SHARED / "data" / "bgm"

@@ -5,8 +5,18 @@ import kornia
 import pytest
 import torch
 
-from imaging.matte_ops import (Box, crop, crop_box, feather_matte, fit_within, grow_matte, refine_matte,
-                               resize_cutout, subject_box, threshold_matte)
+from imaging.matte_ops import (
+    Box,
+    crop,
+    crop_box,
+    feather_matte,
+    fit_within,
+    grow_matte,
+    refine_matte,
+    resize_cutout,
+    subject_box,
+    threshold_matte,
+)
 from imaging.options import OutputOptions, parse_margin
 
 

@@ -8,8 +8,15 @@ import torch
 from PIL import Image
 
 import parity
-from matting.background import (MatteParams, PlateSizeMismatch, compose_cutout, image_tensor, matte,
-                                pad_to_multiple, refine_params)
+from matting.background import (
+    MatteParams,
+    PlateSizeMismatch,
+    compose_cutout,
+    image_tensor,
+    matte,
+    pad_to_multiple,
+    refine_params,
+)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,16 @@ from safetensors.torch import save_file
 import parity
 from imaging.segment import network_size, predict_mattes
 from models import registry
-from models.birefnet import (DETECTOR_BLOCKS, MIN_GAP, ZOO, BiRefNet, channel_places, guess_patch_order,
-                             image_tiles, spec_from_folder)
+from models.birefnet import (
+    DETECTOR_BLOCKS,
+    MIN_GAP,
+    ZOO,
+    BiRefNet,
+    channel_places,
+    guess_patch_order,
+    image_tiles,
+    spec_from_folder,
+)
 from models.spec import SizeOutOfRange
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"

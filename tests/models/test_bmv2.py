@@ -9,8 +9,7 @@ import torch
 
 import parity
 from models import registry
-from models.bmv2 import (MattingRefine, MobileNetV2Encoder, Refiner, RefineParams, ResNetEncoder,
-                         select_blocks)
+from models.bmv2 import MattingRefine, MobileNetV2Encoder, RefineParams, Refiner, ResNetEncoder, select_blocks
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 

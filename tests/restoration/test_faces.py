@@ -19,8 +19,16 @@ from imaging.exact import emulated_fma, fma
 from imaging.filters import _softfloat_exp, erode, gaussian_blur, gaussian_kernel
 from imaging.warp import invert_affine_transform, warp_affine
 from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
-from restoration.detection import (Faces, _eyes_far_enough, _nms_order, center_face, decode_boxes,
-                                   decode_detections, decode_landmarks, prior_boxes)
+from restoration.detection import (
+    Faces,
+    _eyes_far_enough,
+    _nms_order,
+    center_face,
+    decode_boxes,
+    decode_detections,
+    decode_landmarks,
+    prior_boxes,
+)
 from restoration.paste import PARSE_FRAME, background, parse_mask, paste_faces
 
 
