@@ -1,9 +1,13 @@
 """RunPod serverless entry point: parse, dispatch, answer. The work is in worker/."""
 from __future__ import annotations
 
-import runpod
+from worker import config
 
-from worker.jobs import Worker
+config.prepare_process()  # OpenMP's settings, before anything imports torch
+
+import runpod  # noqa: E402
+
+from worker.jobs import Worker  # noqa: E402
 
 _worker: Worker | None = None
 

@@ -60,7 +60,7 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
         image.mode == "P" and "transparency" in image.info
     )
     if not has_alpha:
-        return image.convert("RGB"), None
+        return (image if image.mode == "RGB" else image.convert("RGB")), None  # convert would copy
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"))
     if alpha.min() == 255:
@@ -83,7 +83,7 @@ def decode(data: bytes, max_pixels: int) -> DecodedImage:
             source_format = image.format or "unknown"
             image.seek(0)  # first frame of animations
             image.load()
-            image = ImageOps.exif_transpose(image)
+            ImageOps.exif_transpose(image, in_place=True)  # without a rotation it would return a copy
             image = _to_uint8(image)
             rgb, alpha = _split_alpha(image)
             return DecodedImage(np.array(rgb), alpha, source_format)

@@ -36,7 +36,10 @@ class ModelCache:
         self.weights_dir: Path = settings.weights_dir
         self.max_resident = max(1, settings.max_resident_models)
         self.channels_last = settings.channels_last
+        self.cpu_channels_last = settings.cpu_channels_last
         self.compile = settings.compile
+        if self.device.type == "cpu" and settings.cpu_threads > 0:
+            torch.set_num_threads(settings.cpu_threads)
         self._models: OrderedDict[tuple[str, torch.dtype], nn.Module] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -57,7 +60,7 @@ class ModelCache:
                     torch.cuda.empty_cache()
             start = time.perf_counter()
             model = registry.load_spec(spec, self.weights_dir, self.device, dtype)
-            if self.channels_last and self.device.type == "cuda":
+            if self.uses_channels_last(spec):
                 model = model.to(memory_format=torch.channels_last)
             if self.compile:
                 model = torch.compile(model)
@@ -65,6 +68,15 @@ class ModelCache:
             self.log(f"model cache: loaded {spec.name} ({dtype}) on {self.device} "
                      f"in {(time.perf_counter() - start) * 1000:.0f} ms")
             return model
+
+    def uses_channels_last(self, spec: ModelSpec) -> bool:
+        """The memory format policy per device: on CUDA every network (CHANNELS_LAST), on the CPU the
+        families measured faster that way (CPU_CHANNELS_LAST)."""
+        if self.device.type == "cuda":
+            return self.channels_last
+        if self.device.type == "cpu":
+            return "all" in self.cpu_channels_last or spec.family in self.cpu_channels_last
+        return False
 
     def by_name(self, name: str, dtype: torch.dtype = torch.float32) -> nn.Module:
         """A registered network by its registry name (the chains' helper networks)."""

@@ -2,11 +2,22 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_MODEL = "briaai/RMBG-2.0"
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
+
+# Network families whose CPU forward is faster in channels_last (benchmarks/bench_memory_format.py,
+# BENCHMARKS.md); the others keep NCHW on the CPU.
+CPU_CHANNELS_LAST_FAMILIES = ("u2net",)
+
+# Read by OpenMP (libgomp) once, when torch is imported, so they are set before that, not per job.
+# PASSIVE: a thread that waits for the others at a barrier sleeps instead of spinning. On a CPU that
+# other processes also use, spinning threads hold the cores that the straggling thread needs and the
+# forward pass slows several times over (BENCHMARKS.md); quiet, the difference is within noise.
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 class ConfigError(ValueError):
@@ -32,6 +43,19 @@ def _flag(env: dict, name: str, default: bool) -> bool:
     return value == "1"
 
 
+def _families(env: dict, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated list of network families; "all" or "none" as themselves."""
+    value = env.get(name)
+    if value is None:
+        return default
+    value = value.strip()
+    if value in ("", "none"):
+        return ()
+    if value == "all":
+        return ("all",)
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
 def _choice(env: dict, name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = env.get(name) or default
     if value not in allowed:
@@ -52,7 +76,10 @@ class Settings:
     batch_size: int = 4  # BATCH_SIZE: images per forward when a job or an S3 event has several
     max_resident_models: int = 6  # MAX_RESIDENT_MODELS kept in memory, least recently used evicted
     s3_max_attempts: int = 6  # S3_MAX_ATTEMPTS for botocore's standard retry mode
-    channels_last: bool = True  # CHANNELS_LAST (applied on CUDA)
+    channels_last: bool = True  # CHANNELS_LAST: every network in channels_last on CUDA
+    # CPU_CHANNELS_LAST: families run in channels_last on the CPU (comma-separated, "all" or "none")
+    cpu_channels_last: tuple[str, ...] = CPU_CHANNELS_LAST_FAMILIES
+    cpu_threads: int = 0  # CPU_THREADS: torch's intra-op threads; 0 keeps torch's default (one per core)
     compile: bool = False  # TORCH_COMPILE
 
 
@@ -79,5 +106,19 @@ def load(env: dict | None = None) -> Settings:
         max_resident_models=_int(env, "MAX_RESIDENT_MODELS", defaults.max_resident_models),
         s3_max_attempts=_int(env, "S3_MAX_ATTEMPTS", defaults.s3_max_attempts),
         channels_last=_flag(env, "CHANNELS_LAST", defaults.channels_last),
+        cpu_channels_last=_families(env, "CPU_CHANNELS_LAST", defaults.cpu_channels_last),
+        cpu_threads=_int(env, "CPU_THREADS", defaults.cpu_threads),
         compile=_flag(env, "TORCH_COMPILE", defaults.compile),
     )
+
+
+def prepare_process(env: dict | None = None) -> bool:
+    """Put OPENMP_DEFAULTS into the environment (a value already set wins) before torch is imported.
+
+    Call it first thing in a process's entry point. False when torch was already imported: OpenMP
+    has read its settings by then, and the defaults would not take effect.
+    """
+    env = os.environ if env is None else env
+    for name, value in OPENMP_DEFAULTS.items():
+        env.setdefault(name, value)
+    return "torch" not in sys.modules
