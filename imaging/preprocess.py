@@ -26,8 +26,8 @@ _PIL_FILTERS = {
 }
 
 
-# Below this many source pixels one Image.resize is as fast as strips on threads.
-_STRIPS_FROM_PIXELS = 2_000_000
+# Below this many source pixels (well under 1 MP) a resize takes a few ms: one call, no threads.
+_STRIPS_FROM_PIXELS = 500_000
 # Strips per thread: more, shorter strips even out a thread that another process delays.
 _STRIPS_PER_THREAD = 2
 _resize_pool: ThreadPoolExecutor | None = None

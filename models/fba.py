@@ -31,7 +31,7 @@ class WSConv2d(nn.Conv2d):
         weight = self.weight
         mean = weight.mean(dim=1, keepdim=True).mean(dim=2, keepdim=True).mean(dim=3, keepdim=True)
         weight = weight - mean
-        std = torch.sqrt(torch.var(weight.view(weight.size(0), -1), dim=1) + 1e-12).view(-1, 1, 1, 1) + 1e-5
+        std = torch.sqrt(torch.var(weight.flatten(1), dim=1) + 1e-12).view(-1, 1, 1, 1) + 1e-5
         return F.conv2d(x, weight / std, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
 
