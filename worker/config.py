@@ -15,8 +15,8 @@ CPU_CHANNELS_LAST_FAMILIES = ("u2net",)
 
 # Read by OpenMP (libgomp) once, when torch is imported, so they are set before that, not per job.
 # PASSIVE: a thread that waits for the others at a barrier sleeps instead of spinning. On a CPU that
-# other processes also use, spinning threads hold the cores that the straggling thread needs and the
-# forward pass slows several times over (BENCHMARKS.md); quiet, the difference is within noise.
+# other processes also use, spinning threads hold the cores that the straggling thread needs, and
+# the u2netp forward went from about 0.5 s to 3-15 s; with PASSIVE it stays within 2x (BENCHMARKS.md).
 OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
