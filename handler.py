@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import sys
 
-import runpod
-from runpod.serverless.modules.rp_logger import RunPodLogger
-
 from worker import config
-from worker.device import check_gpu
-from worker.jobs import Worker
+
+config.prepare_process()  # OpenMP's settings, before anything imports torch
+
+import runpod  # noqa: E402
+from runpod.serverless.modules.rp_logger import RunPodLogger  # noqa: E402
+
+from worker.device import check_gpu  # noqa: E402
+from worker.jobs import Worker  # noqa: E402
 
 log = RunPodLogger()
 _worker: Worker | None = None

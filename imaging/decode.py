@@ -65,7 +65,7 @@ def _split_alpha(image: Image.Image) -> tuple[Image.Image, np.ndarray | None]:
         image.mode == "P" and "transparency" in image.info
     )
     if not has_alpha:
-        return image.convert("RGB"), None
+        return (image if image.mode == "RGB" else image.convert("RGB")), None  # convert would copy
     rgba = image.convert("RGBA")
     alpha = np.asarray(rgba.getchannel("A"))
     if alpha.min() == 255:
@@ -167,5 +167,6 @@ def decode(data: bytes, max_pixels: int) -> DecodedImage:
         source_format = image.format or "unknown"
         image.seek(0)
         image.load()
-        rgb, alpha = to_rgb_alpha(ImageOps.exif_transpose(image))
+        ImageOps.exif_transpose(image, in_place=True)  # without a rotation it would return a copy
+        rgb, alpha = to_rgb_alpha(image)
         return DecodedImage(rgb, alpha, source_format)

@@ -18,8 +18,12 @@ def full_size_alpha(matte: torch.Tensor, image: DecodedImage) -> torch.Tensor:
     """[H,W] uint8 alpha on the matte's device from a [1,1,h,w] matte in [0,1]."""
     width, height = image.size
     if matte.shape[-2:] != (height, width):
-        matte = F.interpolate(matte, size=(height, width), mode="bilinear", align_corners=False)
-    return matte[0, 0].mul(255).round_().clamp_(0, 255).to(torch.uint8)
+        # In place from here on: at 12 MP each float temporary is 48 MB of memory traffic.
+        alpha = F.interpolate(matte, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
+        alpha.mul_(255)
+    else:
+        alpha = matte[0, 0].mul(255)
+    return alpha.round_().clamp_(0, 255).to(torch.uint8)
 
 
 def keep_own_alpha(alpha: torch.Tensor, image: DecodedImage) -> torch.Tensor:
@@ -55,7 +59,9 @@ def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.n
     `rgb` is uint8 or float in [0,1] (a decontaminated foreground).
     """
     if bg_color is None and rgb.dtype == torch.uint8:  # the common case: no arithmetic on 12 MP
-        return torch.cat([rgb, alpha[None]], 0).permute(1, 2, 0).cpu().numpy()
+        # Joined along the last dim of the HxWxC views: one pass writes the HxWx4 array the encoder
+        # takes as it is (a CHW concatenation would need a second, transposing copy).
+        return torch.cat([rgb.permute(1, 2, 0), alpha[..., None]], 2).cpu().numpy()
     colour = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
     if bg_color is None:
         pixels = torch.cat([colour.mul(255).round_().to(torch.uint8), alpha[None]], 0)
@@ -69,4 +75,4 @@ def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.n
         pixels = mixed.mul(255).round_().clamp_(0, 255).to(torch.uint8)
         if a != 255:
             pixels = torch.cat([pixels, out_alpha.mul(255).round_().to(torch.uint8)], 0)
-    return pixels.permute(1, 2, 0).cpu().numpy()
+    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()

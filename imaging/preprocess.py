@@ -1,10 +1,16 @@
 """Images to network input, exactly as each checkpoint's original code prepared them.
 
 Recipes whose original resized with Pillow (rembg, carvekit) are reproduced with Pillow on the CPU:
-the input is at most about 1 MP, so this is cheap, and it is the only way to match their filters bit
+the output is at most about 1 MP, so this is cheap, and it is the only way to match their filters bit
 for bit. Recipes defined on tensors (BiRefNet's model cards) run on the model's device.
+
+A large photo's Pillow resize is split into strips resized on several threads (Pillow releases the
+GIL while it resamples), with the same pixels as one Image.resize: see `pil_resize`.
 """
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -21,6 +27,61 @@ _PIL_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
     "bilinear": Image.Resampling.BILINEAR,
 }
+
+
+# Below this many source pixels (well under 1 MP) a resize takes a few ms: one call, no threads.
+_STRIPS_FROM_PIXELS = 500_000
+# Strips per thread: more, shorter strips even out a thread that another process delays.
+_STRIPS_PER_THREAD = 2
+_resize_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _resize_pool
+    if _resize_pool is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        _resize_pool = ThreadPoolExecutor(cores, thread_name_prefix="pil-resize")
+    return _resize_pool
+
+
+def _spans(length: int, parts: int) -> list[tuple[int, int]]:
+    step = -(-length // parts)
+    return [(start, min(start + step, length)) for start in range(0, length, step)]
+
+
+def pil_resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
+    """`image.resize(size, resample)` (size is (width, height)), pixel for pixel, on torch's number of
+    intra-op threads (CPU_THREADS).
+
+    Pillow's resample (Resample.c) is two separable 8-bit passes, each rounded to 8 bits: the first
+    along one axis treats every line on its own, so strips across that axis can go through it
+    separately and be put together for the second pass. Pillow 13 runs the vertical pass first when
+    the height shrinks by more than twice as many pixels as the width (python-pillow/Pillow#9549),
+    else the horizontal one. Each call below does a single pass (the other axis keeps its size and
+    its whole box), so both the coefficients and the order are those of the one-call resize.
+    """
+    width, height = image.size
+    out_w, out_h = size
+    threads = torch.get_num_threads()
+    if (threads == 1 or width * height < _STRIPS_FROM_PIXELS or out_w == width or out_h == height
+            or image.mode not in ("RGB", "L")):
+        return image.resize(size, resample)
+    vertical_first = out_h < height and height - out_h > 2 * (width - out_w)
+    parts = threads * _STRIPS_PER_THREAD
+    if vertical_first:  # column strips through the vertical pass, then the horizontal pass
+        boxes = [(x0, 0, x1, height) for x0, x1 in _spans(width, parts)]
+        first = Image.new(image.mode, (width, out_h))
+    else:  # row strips through the horizontal pass, then the vertical pass
+        boxes = [(0, y0, width, y1) for y0, y1 in _spans(height, parts)]
+        first = Image.new(image.mode, (out_w, height))
+
+    def first_pass(box: tuple[int, int, int, int]) -> Image.Image:
+        strip = image.crop(box)
+        return strip.resize((strip.width, out_h) if vertical_first else (out_w, strip.height), resample)
+
+    for box, strip in zip(boxes, _pool().map(first_pass, boxes)):
+        first.paste(strip, box[:2])
+    return first.resize(size, resample)
 
 
 def _normalise(array: np.ndarray, recipe: Preprocess) -> np.ndarray:
@@ -40,7 +101,7 @@ def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> tor
     if recipe.fit == "thumbnail":
         resized.thumbnail((width, height), _PIL_FILTERS[recipe.resample], reducing_gap=2.0)
     else:
-        resized = resized.resize((width, height), _PIL_FILTERS[recipe.resample])
+        resized = pil_resize(resized, (width, height), _PIL_FILTERS[recipe.resample])
     return torch.from_numpy(_normalise(np.asarray(resized, dtype=np.float64), recipe))
 
 

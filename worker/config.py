@@ -7,6 +7,7 @@ from these fields.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,16 @@ DEFAULT_MODEL = "briaai/RMBG-2.0"
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
 
+# Network families whose CPU forward is faster in channels_last (benchmarks/bench_memory_format.py,
+# BENCHMARKS.md); the others keep NCHW on the CPU.
+CPU_CHANNELS_LAST_FAMILIES = ("u2net",)
+
+# Read by OpenMP (libgomp) once, when torch is imported, so they are set before that, not per job.
+# PASSIVE: a thread that waits for the others at a barrier sleeps instead of spinning. On a CPU that
+# other processes also use, spinning threads hold the cores that the straggling thread needs, and
+# the u2netp forward went from about 0.8 s to 3-15 s; with PASSIVE it stays within 2x (BENCHMARKS.md).
+OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
+
 
 class ConfigError(ValueError):
     """A setting has a value the worker cannot run with; it refuses to start."""
@@ -22,7 +33,8 @@ class ConfigError(ValueError):
 
 def _setting(default: Any, env: str, doc: str, kind: str = "str", choices: tuple[str, ...] = (),
              cuda_default: Any = None, scale: int = 1) -> Any:
-    """A Settings field read from `env`. kind: str, int, float, flag (1/0), path, choice. `scale`
+    """A Settings field read from `env`. kind: str, int, float, flag (1/0), path, choice, names (a
+    comma-separated list; "none" or empty: no name). `scale`
     multiplies a number as read (MODEL_CACHE_GB is read in GiB, kept in bytes)."""
     return field(default=default, metadata={"env": env, "doc": doc, "kind": kind, "choices": choices,
                                             "cuda_default": cuda_default, "scale": scale})
@@ -68,6 +80,11 @@ class Settings:
     model_cache_bytes: int = _setting(0, "MODEL_CACHE_GB", "memory for resident networks, GiB; 0: half "
                                       "the device's memory", "float", scale=2**30)
     channels_last: bool = _setting(True, "CHANNELS_LAST", "networks in channels_last on CUDA", "flag")
+    cpu_channels_last: tuple[str, ...] = _setting(CPU_CHANNELS_LAST_FAMILIES, "CPU_CHANNELS_LAST", "network "
+                                                  "families run in channels_last on the CPU (comma-separated "
+                                                  "model families, all or none): those measured faster", "names")
+    cpu_threads: int = _setting(0, "CPU_THREADS", "torch's intra-op threads on the CPU; 0: torch's default "
+                                "(one per core)", "int")
     gpu_jpeg: bool = _setting(True, "GPU_JPEG", "decode JPEG inputs on the GPU (nvJPEG) when on CUDA", "flag")
     compile: bool = _setting(False, "TORCH_COMPILE", "torch.compile the networks (needs a C compiler)", "flag")
     compile_mode: str = _setting("default", "TORCH_COMPILE_MODE", "torch.compile's mode: reduce-overhead "
@@ -101,6 +118,9 @@ def _parse(env_name: str, value: str, kind: str, choices: tuple[str, ...]) -> An
         raise ConfigError(f"{env_name}={value!r}: allowed values are {', '.join(choices)}")
     if kind == "path":
         return Path(value).expanduser()
+    if kind == "names":
+        names = tuple(part.strip() for part in value.split(",") if part.strip())
+        return () if names in ((), ("none",)) else names
     return value
 
 
@@ -120,9 +140,19 @@ def load(env: dict | None = None) -> Settings:
         if not meta or f.name == "device":
             continue
         raw = env.get(meta["env"])
-        if raw:
+        if raw or (raw is not None and meta["kind"] == "names"):  # an empty list of names means none
             value = _parse(meta["env"], raw, meta["kind"], meta["choices"])
             values[f.name] = int(value * meta["scale"]) if meta["scale"] != 1 else value
         elif meta["cuda_default"] is not None and device.startswith("cuda"):
             values[f.name] = meta["cuda_default"]
     return Settings(**values)
+
+
+def prepare_process(env: dict | None = None) -> bool:
+    """Put OPENMP_DEFAULTS into the environment (a value already set wins) before torch is imported.
+    Call it first thing in a process's entry point. False when torch was already imported: OpenMP
+    has read its settings by then, and the defaults would not take effect."""
+    env = os.environ if env is None else env
+    for name, value in OPENMP_DEFAULTS.items():
+        env.setdefault(name, value)
+    return "torch" not in sys.modules

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
-from imaging.preprocess import network_batch
+from imaging.preprocess import _STRIPS_FROM_PIXELS, network_batch, pil_resize
 from models import registry
+from tests.conftest import SHARED
 
 
 def test_deeplabv3_keeps_the_aspect_ratio_like_carvekits_thumbnail():
@@ -51,3 +53,25 @@ def test_batches_are_split_to_fit_memory_and_refused_when_one_does_not(monkeypat
     with pytest.raises(segment.WorkTooLarge, match="seg_mask_size: a 4096x4096 network input needs about"):
         segment.fitting_batch(model, torch.device("cpu"), 4, (4096, 4096))
     assert segment.fitting_batch(torch.nn.Linear(1, 1), torch.device("cpu"), 4, (4096, 4096)) == 4
+
+
+@pytest.fixture(scope="module")
+def photo() -> Image.Image:
+    """A real photo above the size from which pil_resize splits the work into strips."""
+    image = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
+    assert image.width * image.height >= _STRIPS_FROM_PIXELS
+    return image
+
+
+@pytest.mark.parametrize("rotate", [False, True])  # portrait: Pillow 13 runs the vertical pass first
+@pytest.mark.parametrize("size", [(320, 320), (1024, 1024), (333, 517), (3000, 97)])
+@pytest.mark.parametrize("resample", [Image.Resampling.LANCZOS, Image.Resampling.BICUBIC])
+def test_strip_resize_equals_one_pillow_resize(photo, rotate, size, resample):
+    image = photo.transpose(Image.Transpose.ROTATE_90) if rotate else photo
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        ours = np.asarray(pil_resize(image, size, resample))
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(ours, np.asarray(image.resize(size, resample)))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from models.fba import FBA, fba_fusion
+from models.fba import FBA, WSConv2d, fba_fusion
 
 
 def test_dilated_encoder_keeps_output_stride_8():
@@ -25,3 +25,16 @@ def test_fusion_keeps_a_consistent_composite():
     a, f, b = fba_fusion(alpha, image, fg, bg)
     assert torch.allclose(f, fg, atol=1e-6) and torch.allclose(b, bg, atol=1e-6)
     assert torch.allclose(a, alpha, atol=1e-5)
+
+
+def test_weight_standardised_conv_runs_in_channels_last():
+    """The CUDA cache (and CPU_CHANNELS_LAST) convert networks to channels_last: the weight
+    standardisation must not .view() a channels_last weight."""
+    conv = WSConv2d(8, 4, 3, padding=1).eval()
+    x = torch.rand(1, 8, 10, 12, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        expected = conv(x)
+        conv = conv.to(memory_format=torch.channels_last)
+        assert not conv.weight.is_contiguous()
+        got = conv(x.contiguous(memory_format=torch.channels_last))
+    assert torch.allclose(got, expected, atol=1e-5)

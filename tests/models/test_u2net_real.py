@@ -18,9 +18,19 @@ from tests.conftest import SHARED
 REAL = SHARED / "parity" / "u2netp-real"
 
 
-@pytest.fixture(scope="module")
-def u2netp():
-    return registry.load("u2netp", weights_dir=SHARED / "weights")
+@pytest.fixture(scope="module", params=["registry", "worker"])
+def u2netp(request):
+    """The network as registry.load gives it (NCHW), and as the worker's CPU cache hands it out
+    (channels_last by the CPU policy): the worker's own path must hold the same bounds."""
+    if request.param == "registry":
+        return registry.load("u2netp", weights_dir=SHARED / "weights")
+    from worker.cache import ModelCache
+    from worker.config import Settings
+
+    cache = ModelCache(Settings(device="cpu", weights_dir=SHARED / "weights"), log=lambda _: None)
+    model = cache.get(registry.get_spec("u2netp"))
+    assert model.stage1.rebnconvin.conv_s1.weight.is_contiguous(memory_format=torch.channels_last)
+    return model
 
 
 def test_weights_are_the_recorded_file():

@@ -1,0 +1,80 @@
+"""The CPU settings: memory format per device and family, threads, OpenMP's wait policy."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from models import registry
+from tests.conftest import REPO
+from worker import config
+from worker.cache import ModelCache
+
+
+@pytest.mark.parametrize("value,families", [
+    ("u2net", ("u2net",)), ("u2net, isnet", ("u2net", "isnet")), ("all", ("all",)), ("none", ()), ("", ()),
+])
+def test_cpu_channels_last_names_families(value, families):
+    assert config.load({"CPU_CHANNELS_LAST": value}).cpu_channels_last == families
+
+
+def test_cpu_threads_must_be_an_integer():
+    assert config.load({"CPU_THREADS": "1"}).cpu_threads == 1
+    with pytest.raises(config.ConfigError, match="CPU_THREADS"):
+        config.load({"CPU_THREADS": "two"})
+
+
+@pytest.mark.parametrize("device,env,expected", [
+    ("cpu", {}, {"u2netp": True, "u2net": True, "basnet": False, "ZhengPeng7/BiRefNet": False}),
+    ("cpu", {"CPU_CHANNELS_LAST": "none"}, {"u2netp": False, "basnet": False}),
+    ("cpu", {"CPU_CHANNELS_LAST": "all"}, {"u2netp": True, "basnet": True}),
+    ("cpu", {"CPU_CHANNELS_LAST": "basnet"}, {"u2netp": False, "basnet": True}),
+    ("cuda", {}, {"u2netp": True, "basnet": True}),
+    ("cuda", {"CHANNELS_LAST": "0"}, {"u2netp": False, "basnet": False}),
+])
+def test_memory_format_policy_per_device(device, env, expected):
+    """CHANNELS_LAST governs CUDA, CPU_CHANNELS_LAST the CPU (the default: u2net's family only)."""
+    cache = ModelCache(config.load({**env, "DEVICE": device}), log=lambda _: None)
+    assert {name: cache.uses_channels_last(registry.get_spec(name)) for name in expected} == expected
+
+
+def test_cpu_threads_setting_is_applied():
+    before = torch.get_num_threads()
+    try:
+        ModelCache(config.load({"DEVICE": "cpu", "CPU_THREADS": "1"}), log=lambda _: None)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_prepare_process_sets_openmp_defaults_without_overriding():
+    env: dict = {}
+    config.prepare_process(env)
+    assert env == {"OMP_WAIT_POLICY": "PASSIVE"}
+    env = {"OMP_WAIT_POLICY": "ACTIVE"}
+    config.prepare_process(env)
+    assert env == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+SPY_ON_TORCH_IMPORT = """
+import os, sys
+seen = []
+class Spy:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" and not seen:
+            seen.append(os.environ.get("OMP_WAIT_POLICY"))
+sys.meta_path.insert(0, Spy())
+import handler
+print(seen[0])
+"""
+
+
+def test_handler_sets_the_wait_policy_before_torch_is_imported():
+    """OpenMP reads OMP_WAIT_POLICY when torch loads it: the entry point must have set it by then."""
+    env = {"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run([sys.executable, "-c", SPY_ON_TORCH_IMPORT], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "PASSIVE"
