@@ -4,7 +4,7 @@
 
 Runs the jobs in process on a local-folder bucket (small photos, alternating remove_background and
 mask, with a bad input every 25th job), then prints the resident set size after the warm-up (the
-first 20 jobs) and at the end, and the growth between them.
+first 50 jobs) and at the end, and the growth between them.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from worker import config  # noqa: E402
 from worker.jobs import Worker  # noqa: E402
 
-WARM_UP = 20
+WARM_UP = 50
 
 
 def rss_bytes() -> int:
@@ -57,6 +57,8 @@ def main() -> None:
         failures += "error" in answer and job["id"] != "bad"
         if n + 1 == WARM_UP:
             after_warm_up = rss_bytes()
+        if (n + 1) % 50 == 0:
+            print(f"after {n + 1} jobs: RSS {rss_bytes() / 2**20:.0f} MiB", flush=True)
     end = rss_bytes()
     growth = (end - after_warm_up) / after_warm_up
     print(f"{args.jobs} jobs ({args.model}, {args.device}) in {time.perf_counter() - start:.0f} s, unexpected failures "

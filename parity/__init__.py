@@ -88,6 +88,7 @@ class ParityTarget:
 
 
 _TARGETS: dict[str, ParityTarget] = {}
+_RUNNERS_LOADED = False  # not "_TARGETS is empty": importing one runner module fills it with one entry
 
 
 def runner(oracle_name: str, checkpoint: str | None = None, same_format: tuple[str, ...] = (),
@@ -140,14 +141,16 @@ def save_published(state: dict, path: Path, file_format: str) -> None:
 
 
 def _load_runners() -> None:
+    global _RUNNERS_LOADED
     package = Path(__file__).parent
     for info in pkgutil.iter_modules([str(package)]):
         if not info.name.startswith("_"):
             importlib.import_module(f"parity.{info.name}")
+    _RUNNERS_LOADED = True
 
 
 def targets() -> dict[str, ParityTarget]:
-    if not _TARGETS:
+    if not _RUNNERS_LOADED:
         _load_runners()
     return _TARGETS
 

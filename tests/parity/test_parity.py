@@ -10,6 +10,8 @@ cores. (Algorithm folders are checked by the tests of the room that holds the al
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,6 +35,16 @@ NO_ORACLE = {"scene_classifier", "realesrgan-x4plus-anime", "bmv2-resnet101"}
 def test_every_registered_network_has_a_parity_target():
     unchecked = set(registry.names()) - set(parity.checkpoint_oracles()) - NO_ORACLE
     assert not unchecked, f"registered without a parity test: {unchecked}"
+
+
+def test_targets_are_all_found_after_one_runner_module_was_imported_alone():
+    # A test or benchmark that imports one runner module (for its input helper) must not hide the
+    # others: the target list once came out as that one module's.
+    code = ("import parity.gfpgan, parity; names = parity.checkpoint_oracles(); "
+            "print(len(parity.targets()), 'tracer_b7' in names, 'retinaface-resnet50' in names)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2]).stdout.split()
+    assert out == [str(len(parity.targets())), "True", "True"]
 
 
 @pytest.mark.parametrize("checkpoint,oracle_name", CASES)
