@@ -23,13 +23,13 @@ CUDA_VERSIONS = ["13.0"]
 
 
 def _env_input(name: str, default, doc: str) -> dict:
-    """A hub env entry; flags are the strings "1"/"0" the worker reads."""
+    """A hub env entry, its default spelled as the worker reads it; flags get on/off options."""
     if isinstance(default, bool):
-        return {"name": name, "type": "string", "description": doc, "default": str(int(default)),
+        return {"name": name, "type": "string", "description": doc, "default": config.env_spelling(default),
                 "options": [{"label": "on", "value": "1"}, {"label": "off", "value": "0"}]}
     entry = {"name": name, "type": "number" if isinstance(default, (int, float)) else "string", "description": doc}
     if default is not None:
-        entry["default"] = str(default) if isinstance(default, Path) else default
+        entry["default"] = config.env_spelling(default)
     return entry
 
 

@@ -46,7 +46,7 @@ def knobs_table(task: str) -> str:
 
 
 def settings_table() -> str:
-    rows = [f"| `{name}` | {'unset' if default is None else f'`{default}`'} | {doc} |"
+    rows = [f"| `{name}` | {'unset' if default is None else f'`{config.env_spelling(default)}`'} | {doc} |"
             for name, default, doc in config.documented()]
     return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows])
 

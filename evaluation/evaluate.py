@@ -16,7 +16,6 @@ Layouts: `--alphas` holds `<stem><alpha-suffix>.<ext>` for each image `<stem>.<e
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import sys
 import time
@@ -26,15 +25,13 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from evaluation import metrics
-from imaging.decode import DecodedImage, decode
+from evaluation.report import Column, Sheet, Table, files_by_stem, read_image, safe_name, synchronize, write_csv
+from imaging.decode import DecodedImage
 
 AlphaFn = Callable[[DecodedImage], torch.Tensor]  # image -> [H,W] uint8 alpha, as a job writes it
-
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
-MAX_PIXELS = 1 << 40  # evaluation reads trusted files of any size
 
 
 @dataclass(frozen=True)
@@ -63,10 +60,6 @@ class Row:
 
 
 # -- the data -----------------------------------------------------------------------------------
-def _files_by_stem(folder: Path) -> dict[str, Path]:
-    return {p.stem: p for p in sorted(folder.iterdir()) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
-
-
 def find_samples(
     images: Path,
     alphas: Path,
@@ -78,9 +71,9 @@ def find_samples(
     """The images that have a true alpha (and a trimap, when `trimaps` is given), in name order, and
     the names of those skipped for want of one. Files that are another image's alpha or trimap (one
     folder holding all three) are not images."""
-    pictures = _files_by_stem(images)
-    truths = _files_by_stem(alphas)
-    maps = _files_by_stem(trimaps) if trimaps else {}
+    pictures = files_by_stem(images)
+    truths = files_by_stem(alphas)
+    maps = files_by_stem(trimaps) if trimaps else {}
     helpers = set()
     for stem in pictures:
         if alphas.resolve() == images.resolve() and stem + alpha_suffix in truths and alpha_suffix:
@@ -98,10 +91,6 @@ def find_samples(
             continue
         samples.append(Sample(stem, path, alpha, trimap))
     return samples[:limit] if limit else samples, skipped
-
-
-def read_image(path: Path) -> DecodedImage:
-    return decode(path.read_bytes(), MAX_PIXELS)
 
 
 def read_grey(path: Path) -> np.ndarray:
@@ -140,11 +129,6 @@ def segmentation_method(name: str, models, precision: str, seg_mask_size: int | 
 
 
 # -- the measurement ------------------------------------------------------------------------------
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def evaluate(
     samples: list[Sample], method: Method, warmup: bool = True, device: torch.device | None = None
 ) -> Iterator[tuple[Row, np.ndarray, DecodedImage, np.ndarray]]:
@@ -159,10 +143,10 @@ def evaluate(
                              f"the image {width}x{height}")
         if warmup and i == 0:
             alpha = method.alpha(image)
-            _synchronize(alpha.device)
+            synchronize(alpha.device)
         start = time.perf_counter()
         alpha = method.alpha(image)
-        _synchronize(alpha.device)
+        synchronize(alpha.device)
         ms = (time.perf_counter() - start) * 1000
         where = device or alpha.device
         region = None
@@ -193,87 +177,21 @@ COLUMNS = (  # header, width, format
 )
 
 
-class Table:
-    """Fixed-width rows printed as they come."""
-
-    def __init__(self, image_width: int, method_width: int, stream=sys.stdout):
-        self.iw, self.mw, self.stream = max(image_width, 5), max(method_width, 5), stream
-        self.width = 0
-
-    def print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
-
-    def header(self) -> None:
-        cells = [f"{'image':<{self.iw}}", f"{'model':<{self.mw}}", f"{'size':>9}"]
-        cells += [f"{name:>{width}}" for name, width, _ in COLUMNS]
-        line = "  ".join(cells)
-        self.width = len(line)
-        self.print(line)
-        self.rule()
-
-    def row(self, row: Row) -> None:
-        size = f"{row.width}x{row.height}" if row.width else ""
-        values = [*(row.errors[k] for k in metrics.METRICS), row.ms]
-        cells = [f"{row.image:<{self.iw}}", f"{row.method:<{self.mw}}", f"{size:>9}"]
-        cells += [fmt.format(v) for (_, _, fmt), v in zip(COLUMNS, values)]
-        self.print("  ".join(cells))
-
-    def rule(self) -> None:
-        self.print("-" * self.width)
+def error_table(image_width: int, method_width: int, stream=sys.stdout) -> Table:
+    """image, model, size, then every error and the time."""
+    labels = [Column("image", image_width, align="<"), Column("model", method_width, align="<"), Column("size", 9)]
+    return Table(labels + [Column(*column) for column in COLUMNS], stream)
 
 
-def safe_name(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+def table_values(row: Row) -> list[object]:
+    size = f"{row.width}x{row.height}" if row.width else None
+    return [row.image, row.method, size, *(row.errors[k] for k in metrics.METRICS), row.ms]
 
 
-def write_csv(path: Path, rows: list[Row], region: str) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["model", "image", "width", "height", *metrics.METRICS, "ms", "region"])
-        for row in rows:
-            writer.writerow([row.method, row.image, row.width or "", row.height or "",
-                             *(f"{row.errors[k]:.6g}" for k in metrics.METRICS), f"{row.ms:.1f}", region])
-
-
-class Sheet:
-    """Contact sheet: one row per image (photo, true alpha, each method's matte) at a fixed height."""
-
-    LABEL_HEIGHT = 16
-
-    def __init__(self, row_height: int, methods: list[str]):
-        self.row_height = row_height
-        self.columns = ["image", "true alpha", *methods]
-        self.cells: dict[str, dict[str, Image.Image]] = {}
-
-    def _thumb(self, pixels: np.ndarray) -> Image.Image:
-        image = Image.fromarray(pixels).convert("RGB")
-        width = max(1, round(image.width * self.row_height / image.height))
-        return image.resize((width, self.row_height), Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-    def add(self, sample: str, column: str, pixels: np.ndarray) -> None:
-        self.cells.setdefault(sample, {})[column] = self._thumb(pixels)
-
-    def save(self, path: Path, gap: int = 4) -> None:
-        widths = [max((row[c].width for row in self.cells.values() if c in row), default=0)
-                  for c in self.columns]
-        sheet = Image.new("RGB", (sum(widths) + gap * (len(widths) + 1),
-                                  self.LABEL_HEIGHT + len(self.cells) * (self.row_height + gap) + gap), "white")
-        draw = ImageDraw.Draw(sheet)
-        x = gap
-        for column, width in zip(self.columns, widths):
-            draw.text((x, 2), column, fill="black")
-            x += width + gap
-        y = self.LABEL_HEIGHT
-        for name, row in self.cells.items():
-            x = gap
-            for column, width in zip(self.columns, widths):
-                if column in row:
-                    sheet.paste(row[column], (x, y))
-                x += width + gap
-            draw.text((gap + 2, y + 2), name, fill="yellow")
-            y += self.row_height + gap
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(path)
+def write_errors_csv(path: Path, rows: list[Row], region: str) -> None:
+    write_csv(path, ["model", "image", "width", "height", *metrics.METRICS, "ms", "region"],
+              ([row.method, row.image, row.width or "", row.height or "",
+                *(f"{row.errors[k]:.6g}" for k in metrics.METRICS), f"{row.ms:.1f}", region] for row in rows))
 
 
 # -- the command ----------------------------------------------------------------------------------
@@ -325,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                         log=lambda message: print(message, file=sys.stderr))
     region = "trimap unknown" if args.trimaps else "whole image"
 
-    table = Table(max(len(s.name) for s in samples), max(len(m) for m in args.model))
+    table = error_table(max(len(s.name) for s in samples), max(len(m) for m in args.model))
     table.print(f"# {len(samples)} images of {args.images} against {args.alphas}; device {models.device}, "
                 f"precision {args.precision}, {torch.get_num_threads()} CPU threads")
     if args.trimaps:
@@ -339,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     table.print("# ms: decoded image to full-size alpha (predict_mattes + full_size_alpha), per image, "
                 + ("first run included" if args.no_warmup else "after one untimed warm-up run"))
 
-    sheet = Sheet(args.sheet_row_height, args.model) if args.sheet else None
+    sheet = Sheet(args.sheet_row_height, ["image", "true alpha", *args.model]) if args.sheet else None
     all_rows: list[Row] = []
     header_done = False
     for name in args.model:
@@ -358,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for row, alpha, image, true in evaluate(samples, method, warmup=not args.no_warmup):
             rows.append(row)
-            table.row(row)
+            table.row(table_values(row))
             if args.out:
                 folder = args.out / safe_name(name)
                 folder.mkdir(parents=True, exist_ok=True)
@@ -370,13 +288,13 @@ def main(argv: list[str] | None = None) -> int:
                 sheet.add(row.image, name, alpha)
         table.rule()
         mean = mean_row(rows)
-        table.row(mean)
+        table.row(table_values(mean))
         table.rule()
         all_rows += rows + [mean]
         del method  # with one resident model, the next load evicts this one
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        write_csv(args.out / "metrics.csv", all_rows, region)
+        write_errors_csv(args.out / "metrics.csv", all_rows, region)
         print(f"wrote {args.out}/metrics.csv and the mattes", file=sys.stderr)
     if sheet:
         sheet.save(args.sheet)

@@ -14,6 +14,10 @@ OpenCV (resizeGeneric_ path):
   `cv2_resize_lanczos4`  INTER_LANCZOS4 of float64 (float32 taps summed in float64), uint8 (11-bit
                          fixed-point taps, exact int sums, one rounding shift) or uint16 (float32).
   `cv2_resize_linear`    float32 INTER_LINEAR.
+MATLAB (imresize.m, as BasicSR's data scripts and its Python port basicsr/utils/matlab_functions.py use it):
+  `matlab_resize`        imresize(im2double(x), scale, 'bicubic') (antialiased when shrinking) in float64,
+                         written back as uint8 as im2uint8: the super-resolution papers' bicubic
+                         degradation and baseline.
 
 Tap tables are built on the CPU in float64 (C doubles) and cached per size; each pass is a sum over
 taps, one gather-multiply-add per tap in the C loops' order.
@@ -309,6 +313,74 @@ def cv2_resize_linear(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     for dim, out, clamp_weights in ((-1, size[1], True), (-2, size[0], False)):
         x = _tap_sum(x, dim, *_resident(_cv2_linear_taps, (x.shape[dim], out, clamp_weights), x.device))
     return x
+
+
+# --------------------------------------------------------------------------------------------------
+# MATLAB: imresize(img, scale, 'bicubic') with its default antialiasing (imresize.m `contributions`).
+
+
+def _matlab_cubic(x: torch.Tensor) -> torch.Tensor:
+    """imresize.m's cubic kernel (Keys, a = -0.5), in its form and order of operations."""
+    absx = x.abs()
+    absx2, absx3 = absx.square(), absx.pow(3)
+    inner = (1.5 * absx3 - 2.5 * absx2 + 1) * (absx <= 1)
+    outer = (-0.5 * absx3 + 2.5 * absx2 - 4 * absx + 2) * ((absx > 1) & (absx <= 2))
+    return inner + outer
+
+
+@lru_cache(maxsize=64)
+def _matlab_bicubic_taps(in_size: int, out_size: int, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """imresize.m `contributions` along one axis: source indices [out, taps] (0-based, mirrored into the
+    image) and float64 weights [out, taps]. Shrinking (scale < 1) widens the kernel by 1 / scale and
+    scales it, which is MATLAB's antialiasing; the columns MATLAB drops for being all zero weigh 0 here."""
+    shrinking = scale < 1
+    kernel_width = 4.0 / scale if shrinking else 4.0
+    x = torch.arange(1, out_size + 1, dtype=torch.float64)  # 1-based output coordinates
+    u = x / scale + 0.5 * (1 - 1 / scale)  # the centre of output x in 1-based input coordinates
+    left = torch.floor(u - kernel_width / 2)
+    taps = math.ceil(kernel_width) + 2
+    index = left[:, None] + torch.arange(taps, dtype=torch.float64)
+    distance = u[:, None] - index
+    weights = scale * _matlab_cubic(scale * distance) if shrinking else _matlab_cubic(distance)
+    weights = weights / weights.sum(dim=1, keepdim=True)
+    # aux = [1:in_length, in_length:-1:1]; indices = aux(mod(indices - 1, length(aux)) + 1): a symmetric
+    # mirror that repeats the edge pixel.
+    mirror = torch.cat((torch.arange(in_size), torch.arange(in_size - 1, -1, -1)))
+    return mirror[(index.long() - 1).remainder(2 * in_size)], weights
+
+
+def matlab_resize_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """imresize's output size for a scale factor: ceil(scale * size)."""
+    return math.ceil(height * scale), math.ceil(width * scale)
+
+
+def to_uint8_matlab(x: torch.Tensor) -> torch.Tensor:
+    """float values on the 0..255 scale -> uint8 as MATLAB converts: rounded half away from zero, saturated."""
+    return x.clamp(0, 255).add_(0.5).floor_().to(torch.uint8)
+
+
+def matlab_resize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """MATLAB's `im2uint8(imresize(im2double(x), scale, 'bicubic'))` of uint8 [..., H, W] -> uint8
+    [..., ceil(H * scale), ceil(W * scale)], on x's device; float64 x (0..255 scale) comes back float64,
+    unrounded.
+
+    The way BasicSR makes its LR sets and bicubic baselines (scripts/matlab_scripts/generate_bicubic_img.m:
+    im2double, modcrop, imresize(img, 1 / up_scale, 'bicubic'), imwrite). The height is resized first,
+    then the width (MATLAB's order for equal scales), both in float64 on the 0..255 scale (im2double's
+    division by 255 and im2uint8's multiplication cancel), with no rounding in between; a uint8 result is
+    rounded as im2uint8 (`to_uint8_matlab`). BasicSR's Python port (matlab_functions.imresize) is the same
+    computation in float32.
+    """
+    if x.dtype not in (torch.uint8, torch.float64):
+        raise TypeError(f"matlab_resize takes uint8 or float64, not {x.dtype}")
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"scale must be a positive number, not {scale}")
+    out_h, out_w = matlab_resize_size(*x.shape[-2:], scale)
+    y = x.to(torch.float64)
+    for dim, out in ((-2, out_h), (-1, out_w)):
+        index, weights = _resident(_matlab_bicubic_taps, (y.shape[dim], out, float(scale)), y.device)
+        y = _tap_sum(y, dim, index, weights)
+    return to_uint8_matlab(y) if x.dtype == torch.uint8 else y
 
 
 # --------------------------------------------------------------------------------------------------

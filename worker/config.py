@@ -97,6 +97,16 @@ class Settings:
     on_runpod: bool = field(default=False, metadata={})  # runpod's job queue serves this worker
 
 
+def env_spelling(value: Any) -> Any:
+    """A default as its environment variable spells it: flags 1/0, name lists comma-separated (none when
+    empty), paths as text; numbers and text as they are."""
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(value) or "none"
+    return str(value) if isinstance(value, Path) else value
+
+
 def documented() -> list[tuple[str, Any, str]]:
     """(environment variable, default, meaning) of every setting, for the README and the hub file."""
     return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(Settings) if f.metadata]

@@ -8,7 +8,15 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear, pil_reduce, pil_resize, pil_thumbnail
+from imaging.resample import (
+    cv2_resize_lanczos4,
+    cv2_resize_linear,
+    matlab_resize,
+    pil_reduce,
+    pil_resize,
+    pil_thumbnail,
+    to_uint8_matlab,
+)
 
 
 def _u8(shape, seed):
@@ -153,3 +161,58 @@ def test_integer_lanczos4_rounds_the_float_resize(dtype, top, size):
     assert diff.max() <= 1
     if dtype == torch.uint16:
         assert (diff == 0).double().mean() > 0.99  # float32 sums: off only next to a .5
+
+
+# -- MATLAB imresize(bicubic) ----------------------------------------------------------------------
+# Pillow's BICUBIC is the same Keys kernel (a = -0.5), widened by the ratio when shrinking, with the same
+# pixel centres; it cuts the kernel at the image's edges where MATLAB mirrors the image. So away from the
+# edges (2 taps per unit of ratio) the two agree: exactly in float, within Pillow's rounding in uint8.
+
+
+def _pillow_float_resize(x: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return np.array(Image.fromarray(x.astype(np.float32), mode="F").resize(size[::-1], Image.Resampling.BICUBIC))
+
+
+@pytest.mark.parametrize("shape,scale", [((48, 64), 0.5), ((40, 36), 0.25), ((20, 28), 2.0), ((21, 27), 4.0),
+                                         ((30, 45), 1 / 3)])
+def test_matlab_bicubic_matches_pillows_bicubic_away_from_the_edges(shape, scale):
+    x = _u8(shape, 3)
+    ours = matlab_resize(x.double(), scale).numpy()
+    assert ours.shape == (math.ceil(shape[0] * scale), math.ceil(shape[1] * scale))
+    pillow = _pillow_float_resize(x.numpy(), ours.shape)
+    # output pixels whose kernel (2 input pixels each side, 2 / scale when shrinking) reaches past the edge
+    edge = 3 if scale < 1 else math.ceil(2 * scale) + 1
+    inner = (slice(edge, -edge), slice(edge, -edge))
+    assert np.abs(ours[inner] - pillow[inner]).max() < 2e-3
+    assert np.abs(ours - pillow).max() > 0.01  # the mirrored edges differ: the test sees the edge rule
+    # uint8: Pillow rounds and clips between its two passes, so compare on a smooth image (no overshoot)
+    rows, cols = torch.meshgrid(torch.arange(shape[0]), torch.arange(shape[1]), indexing="ij")
+    smooth = (128 + 90 * torch.sin(rows / 5.0) * torch.cos(cols / 7.0)).round().to(torch.uint8)
+    rounded = matlab_resize(smooth, scale).numpy().astype(int)
+    pillow_u8 = np.array(_pil(smooth).resize(ours.shape[::-1], Image.Resampling.BICUBIC)).astype(int)
+    assert np.abs(rounded[inner] - pillow_u8[inner]).max() <= 1
+
+
+def test_matlab_edges_mirror_the_image():
+    # a constant image stays constant (weights sum to one, mirrored taps are real pixels)...
+    flat = torch.full((1, 13, 17), 77, dtype=torch.uint8)
+    assert torch.equal(matlab_resize(flat, 0.5), torch.full((1, 7, 9), 77, dtype=torch.uint8))
+    # ...and a linear ramp enlarged stays a ramp inside, flattening at the edges as a mirror does
+    ramp = torch.arange(8, dtype=torch.float64).repeat(1, 1)
+    up = matlab_resize(ramp, 2.0)[0]
+    centres = (torch.arange(16, dtype=torch.float64) + 0.5) / 2 - 0.5
+    assert torch.allclose(up[5:-5], centres[5:-5], atol=1e-12)  # cubic convolution keeps linear functions
+    assert up[0] > centres[0] and up[-1] < centres[-1]
+
+
+def test_matlab_rounding_is_half_away_from_zero_and_saturates():
+    x = torch.tensor([-3.0, 0.5, 1.5, 2.4999, 254.5, 300.0], dtype=torch.float64)
+    assert to_uint8_matlab(x).tolist() == [0, 1, 2, 2, 255, 255]
+
+
+@pytest.mark.parametrize("x,scale,error", [(torch.zeros(4, 4), 0.5, TypeError),
+                                           (torch.zeros(4, 4, dtype=torch.uint8), 0.0, ValueError),
+                                           (torch.zeros(4, 4, dtype=torch.uint8), float("nan"), ValueError)])
+def test_matlab_resize_refuses_bad_arguments(x, scale, error):
+    with pytest.raises(error):
+        matlab_resize(x, scale)
