@@ -16,7 +16,6 @@ Layouts: `--alphas` holds `<stem><alpha-suffix>.<ext>` for each image `<stem>.<e
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -28,7 +27,17 @@ import torch
 from PIL import Image
 
 from evaluation import metrics
-from evaluation.report import Column, Sheet, Table, files_by_stem, read_image, safe_name, synchronize, write_csv
+from evaluation.report import (
+    Column,
+    Sheet,
+    Table,
+    files_by_stem,
+    read_image,
+    safe_name,
+    synchronize,
+    worker_models,
+    write_csv,
+)
 from imaging.decode import DecodedImage
 
 AlphaFn = Callable[[DecodedImage], torch.Tensor]  # image -> [H,W] uint8 alpha, as a job writes it
@@ -223,8 +232,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from models.registry import WeightsNotFound
-    from worker import config
-    from worker.cache import ModelCache
 
     samples, skipped = find_samples(args.images, args.alphas, args.alpha_suffix, args.trimaps,
                                     args.trimap_suffix, args.limit)
@@ -234,13 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no image in {args.images} has a true alpha in {args.alphas}", file=sys.stderr)
         return 2
 
-    settings = config.load()
-    if args.device:
-        settings = dataclasses.replace(settings, device=args.device)
-    if args.weights_dir:
-        settings = dataclasses.replace(settings, weights_dir=args.weights_dir)
-    models = ModelCache(dataclasses.replace(settings, max_resident_models=1),
-                        log=lambda message: print(message, file=sys.stderr))
+    models = worker_models(args.device, args.weights_dir, max_resident_models=1)
     region = "trimap unknown" if args.trimaps else "whole image"
 
     table = error_table(max(len(s.name) for s in samples), max(len(m) for m in args.model))

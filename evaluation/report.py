@@ -3,6 +3,7 @@ outputs (a fixed-width table on stdout, a CSV, a contact sheet PNG)."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,21 @@ def synchronize(device: torch.device) -> None:
     """Wait for the device's queued work, so that a wall-clock time covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def worker_models(device: str | None, weights_dir: Path | None, max_resident_models: int):
+    """The worker's ModelCache under the worker's settings (environment), with the command's device and
+    weights folder when given: the evaluated networks load exactly as a job loads them."""
+    from worker import config
+    from worker.cache import ModelCache
+
+    settings = config.load()
+    if device:
+        settings = dataclasses.replace(settings, device=device)
+    if weights_dir:
+        settings = dataclasses.replace(settings, weights_dir=weights_dir)
+    return ModelCache(dataclasses.replace(settings, max_resident_models=max_resident_models),
+                      log=lambda message: print(message, file=sys.stderr))
 
 
 # -- the table ------------------------------------------------------------------------------------

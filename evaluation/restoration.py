@@ -36,7 +36,17 @@ import torch
 from PIL import Image
 
 from evaluation import fidelity
-from evaluation.report import Column, Sheet, Table, files_by_stem, read_image, safe_name, synchronize, write_csv
+from evaluation.report import (
+    Column,
+    Sheet,
+    Table,
+    files_by_stem,
+    read_image,
+    safe_name,
+    synchronize,
+    worker_models,
+    write_csv,
+)
 from imaging.filters import gaussian_blur
 from imaging.resample import matlab_resize, to_uint8_matlab
 from restoration.restore import RestoreParams, restore
@@ -363,8 +373,6 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     from models.registry import WeightsNotFound
-    from worker import config
-    from worker.cache import ModelCache
 
     images = files_by_stem(args.images, args.pattern) if args.images.is_dir() else {}
     if args.limit:
@@ -372,13 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if not images:
         print(f"no images in {args.images}", file=sys.stderr)
         return 2
-    settings = config.load()
-    if args.device:
-        settings = dataclasses.replace(settings, device=args.device)
-    if args.weights_dir:
-        settings = dataclasses.replace(settings, weights_dir=args.weights_dir)
-    models = ModelCache(dataclasses.replace(settings, max_resident_models=0),
-                        log=lambda message: print(message, file=sys.stderr))
+    models = worker_models(args.device, args.weights_dir, max_resident_models=0)
     try:
         setup = _setup(args, models)
     except (ValueError, WeightsNotFound) as exc:
