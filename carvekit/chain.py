@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from carvekit.auto_select import (
+    AUTO_PARAMS,
+    AUTOSCENE_NETS,
     CONFIGURED,
     DEFAULT_SEG_MASK_SIZE,
     choose_auto,
@@ -83,6 +85,18 @@ def automatic_plans(networks: Networks, images: list[np.ndarray], pre: str, mode
     classes = detector_spec.extra["classes"]
     return [replace(choose_auto(scene, supercategories(objects, classes), config), **knobs)
             for (scene, _), objects in zip(scenes, found)]
+
+
+def plan_networks(pre: str, model: str, knobs: dict) -> tuple[str, ...]:
+    """The registry names of the networks a job's plan may segment with, known before its image is:
+    the job's network for pre = none; for the automatic modes their helper networks (scene classifier,
+    and YOLOv4 for auto) and every network their rules can choose (the job's model only configures
+    them, so a default model without weights is no reason to refuse)."""
+    if pre == "none":
+        return (manual_plan(model, knobs).net,)
+    helpers = ("scene_classifier",) if pre == "autoscene" else ("scene_classifier", "yolov4")
+    choices = set(AUTOSCENE_NETS.values()) if pre == "autoscene" else set(AUTO_PARAMS)
+    return (*helpers, *sorted(choices))
 
 
 def plans(networks: Networks, images: list[np.ndarray], pre: str, model: str, knobs: dict) -> list[ChainParams]:

@@ -164,7 +164,7 @@ def load_spec(
     path = find_weights(spec, weights_dir)
     state = {k: v.float() if v.is_floating_point() else v for k, v in read_state_dict(path, spec.weights).items()}
     model = _build_with_weights(spec, state)
-    if dtype != torch.float32 and not spec.half_ok:
+    if dtype.is_floating_point and dtype.itemsize < 4 and not spec.half_ok:  # float64 is kept: parity runs in it
         dtype = torch.float32
     model.eval().requires_grad_(False)
     for module in model.modules():  # inference-time rewrites a family offers, e.g. BatchNorm folding

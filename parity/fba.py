@@ -50,7 +50,7 @@ def fba_wrapper(_model, case, ctx):
     image = ctx.to(case["image"]).permute(2, 0, 1)[None]
     trimap = ctx.to(case["trimap"])[None, None]
     noise_filter = not meta["disable_noise_filter"]
-    net_out = model(*fba_inputs(image, trimap, int(meta["input_tensor_size"])))
+    net_out = model(*(ctx.to(t) for t in fba_inputs(image, trimap, int(meta["input_tensor_size"]))))
     net_tol = oracle_module().manifest("fba-matting")["tolerance"]
     checks = [close("net_out", net_out, case["net_out"], net_tol)]
 

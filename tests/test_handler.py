@@ -29,7 +29,7 @@ from tests.conftest import (
 
 def test_local_mode_writes_the_cutout(s3_server, bucket):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/car 1", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/car 1", Body=CAR.read_bytes())
     done = run_local(worker_env(s3_server, name), {"id": "car 1", "model": "u2netp"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "car 1" in done.stdout and "local_test" in done.stdout  # job id on the log lines
@@ -55,7 +55,7 @@ def test_local_mode_failure_exits_1_and_writes_nothing(s3_server, bucket):
 
 def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/car", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/car", Body=CAR.read_bytes())
     done = run_local(worker_env(s3_server, name), {"id": "car"})
     assert done.returncode == 1
     out = done.stdout + done.stderr
@@ -68,7 +68,7 @@ def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
 
 def test_test_input_json_in_working_directory(s3_server, bucket, tmp_path):
     name, client = bucket
-    client.put_object(Bucket=name, Key="ogs/from-file", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/from-file", Body=CAR.read_bytes())
     (tmp_path / "test_input.json").write_text(json.dumps({"input": {"id": "from-file", "model": "u2netp",
                                                                     "task": "mask"}}))
     done = subprocess.run([sys.executable, str(REPO / "handler.py")], env=worker_env(s3_server, name),
@@ -93,7 +93,7 @@ def api(s3_server):
 
 def bad_inputs() -> dict[str, tuple[bytes, str]]:
     """Objects the worker must refuse with a clear error (each name -> bytes, expected message)."""
-    jpeg = CAR.readphoto_bytes()
+    jpeg = CAR.read_bytes()
     return {
         "text": (b"hello, I am not an image", "cannot decode image"),
         "empty": (b"", "cannot decode image"),
@@ -137,7 +137,7 @@ def test_bad_images_answer_errors_and_the_worker_goes_on(api):
         assert isinstance(answer["error"], str) and message in answer["error"], (key, answer)
         assert "Traceback" not in answer["error"]
     assert keys_under(client, name, "img/") == []
-    client.put_object(Bucket=name, Key="ogs/after-bad", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/after-bad", Body=CAR.read_bytes())
     answer = runsync(url, {"id": "after-bad", "model": "u2netp"})
     assert answer["status"] == "COMPLETED" and answer["output"]["key"] == "img/after-bad/trans.png"
 
@@ -147,7 +147,7 @@ def test_bad_images_answer_errors_and_the_worker_goes_on(api):
     ({"id": "/x"}, "id: must not start with '/'"),
     ({"id": "x", "model": "sam2"}, "model: unknown model 'sam2'; allowed: "),
     ({"id": "x", "task": "paint"}, "task: 'paint' is not allowed; allowed values:"),
-    ({"id": "x", "model": "u2netp", "task": "restore"}, "task: 'restore' is not served by this worker build"),
+    ({"id": "x", "model": "u2netp", "task": "restore"}, "model: 'u2netp' is not a face restorer network; allowed: "),
     ({"id": "x", "speed": "fast"}, "unknown key 'speed'"),
     ({"id": "missing", "model": "u2netp"}, "no image at ogs/missing"),
 ])
@@ -177,7 +177,7 @@ def test_inputs_it_must_survive_give_correct_cutouts(api):
 
 def test_bg_color_and_mask_task(api):
     url, name, client = api
-    client.put_object(Bucket=name, Key="ogs/colour", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/colour", Body=CAR.read_bytes())
     answer = runsync(url, {"id": "colour", "model": "u2netp", "bg_color": "#00ff00"})
     assert answer["status"] == "COMPLETED", answer
     out = read_png(client, name, "img/colour/trans.png")
@@ -199,7 +199,7 @@ def s3_record(bucket_name: str, key: str) -> dict:
 def test_s3_event_with_several_records(api):
     url, name, client = api
     for key in ("ev/one", "ev/two two"):
-        client.put_object(Bucket=name, Key=f"ogs/{key}", Body=CAR.readphoto_bytes())
+        client.put_object(Bucket=name, Key=f"ogs/{key}", Body=CAR.read_bytes())
     records = [s3_record(name, "ogs/ev/one"), s3_record(name, "ogs/ev/two two"),
                s3_record(name, "img/ev/one/trans.png"), s3_record(name, "ogs/ev/absent")]
     answer = runsync(url, {"Records": records, "model": "u2netp"})
@@ -215,7 +215,7 @@ def test_forwarder_posts_to_the_endpoint(api, monkeypatch):
     url, name, client = api
     from forwarder.lambda_function import lambda_handler
 
-    client.put_object(Bucket=name, Key="ogs/fwd/a b", Body=CAR.readphoto_bytes())
+    client.put_object(Bucket=name, Key="ogs/fwd/a b", Body=CAR.read_bytes())
     monkeypatch.setenv("RUNPOD_ENDPOINT_URL", url)
     monkeypatch.setenv("JOB_OPTIONS", json.dumps({"model": "u2netp"}))
     result = lambda_handler({"Records": [s3_record(name, "ogs/fwd/a b"), s3_record(name, "other/x")]})

@@ -1,8 +1,9 @@
 """The chain planner: carvekit's defaults, its per-network recommendation, then the job's knobs."""
 from __future__ import annotations
 
-from carvekit.chain import configured, manual_plan
+from carvekit.chain import configured, manual_plan, plan_networks
 from carvekit.params import DEFAULTS
+from models import registry
 
 
 def test_model_carvekit_is_tracer_with_cascadepsp_and_fba_at_carvekits_defaults():
@@ -35,3 +36,13 @@ def test_the_automatic_modes_start_from_a_configurable_network_only():
 def test_plans_are_the_defaults_replaced_not_copies():
     plan = manual_plan("tracer_b7", {"refine_mask_size": 512})
     assert plan == DEFAULTS.__class__(**{**DEFAULTS.__dict__, "net": "tracer_b7", "refine_mask_size": 512})
+
+
+def test_the_networks_a_plan_may_run_are_known_before_the_image():
+    assert plan_networks("none", "carvekit", {}) == ("tracer_b7",)
+    assert plan_networks("none", "isnet", {"post": "fba"}) == ("isnet",)
+    # the automatic modes choose among their own networks whatever the job's (default) model is
+    for model in ("briaai/RMBG-2.0", "tracer_b7"):
+        assert plan_networks("autoscene", model, {}) == ("scene_classifier", "isnet", "tracer_b7")
+        assert plan_networks("auto", model, {}) == ("scene_classifier", "yolov4", "isnet", "tracer_b7")
+    assert set(plan_networks("auto", "carvekit", {})) <= set(registry.names())

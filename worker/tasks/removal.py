@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from carvekit.chain import manual_plan, plans, post_process
+from carvekit.chain import manual_plan, plan_networks, plans, post_process
 from carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation
 from imaging.confidence import matte_confidence
@@ -98,7 +98,9 @@ async def run(run: JobRun) -> dict:
         spec = resolve_network(plan.net, settings.weights_dir)  # the model and its size checked before any I/O
         dtype = resolve_dtype(options.precision, services.device.device)
         network_size(spec, plan.seg_mask_size)
-        require_weights(run, spec, *([registry.get_spec(n) for n in FACE_NETWORKS] if options.restore_faces else []))
+        needed = [spec] if options.pre == "none" else [
+            registry.get_spec(name) for name in plan_networks(options.pre, options.model, options.chain_knobs())]
+        require_weights(run, *needed, *([registry.get_spec(n) for n in FACE_NETWORKS] if options.restore_faces else []))
         data = await fetch(run, f"ogs/{job.id}")
         animation = await run.io("decode", _decode, run, data)
         del data
