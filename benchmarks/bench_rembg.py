@@ -21,6 +21,7 @@ The photos are ../shared/data/hires/GT04.jpg resized to 1224x816 and 4240x2832 (
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -61,7 +62,7 @@ class MemoryBucket:
     def __init__(self):
         self.objects: dict[str, bytes] = {}
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:  # the photos are within every limit
         return self.objects[key]
 
     def put(self, key: str, data: bytes, content_type: str) -> None:
@@ -81,10 +82,12 @@ def serve_ours(photos: list[str]) -> None:
     bucket = MemoryBucket()
     worker = Worker(config.load(env), storage=bucket)
 
+    loop = asyncio.new_event_loop()  # one loop for every job, as runpod's serverless loop
+
     def job(path: str) -> dict:
         bucket.objects["ogs/photo"] = Path(path).read_bytes()
         start = time.perf_counter()
-        answer = worker.run({"id": "photo", "model": "u2netp"})
+        answer = loop.run_until_complete(worker.run({"id": "photo", "model": "u2netp"}))
         ms = (time.perf_counter() - start) * 1000
         if "error" in answer:
             raise RuntimeError(answer["error"])
