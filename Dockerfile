@@ -26,7 +26,9 @@ COPY builder/ builder/
 COPY handler.py .
 
 # Weights are baked into the image at build time; at run time nothing touches the network.
-# MODELS: registry names to bake (space-separated). RMBG-2.0 is gated: pass HF_TOKEN as a build secret.
+# MODELS: registry names to bake (space-separated). Every file comes from a pinned Hugging Face commit
+# or a SHA-256-checked GitHub release asset; `python -m builder.fetch_weights --plan MODELS...` lists
+# them without network. RMBG-2.0 is gated: pass HF_TOKEN as a build secret.
 ARG MODELS="briaai/RMBG-2.0 u2netp"
 RUN --mount=type=secret,id=HF_TOKEN,required=false \
     HF_TOKEN="$(cat /run/secrets/HF_TOKEN 2>/dev/null)" python -m builder.fetch_weights ${MODELS} \

@@ -3,9 +3,12 @@
     python -m builder.hub_files            # (re)write .runpod/hub.json and .runpod/tests.json
     python -m builder.hub_files --sample bucket/ogs/sample.png   # the image the hub's tests cut out
 
-hub.json lists every setting of worker/config.py (name, default, meaning); tests.json runs jobs on a
-synthetic sample image that the Docker build writes into the image's local bucket folder, so the
-hub's tests need no bucket of the caller's.
+hub.json lists every setting of worker/config.py (name, default, meaning). A hub deployment pre-fills
+its environment from those defaults, so each is the value a GPU worker runs with inside the image: the
+Dockerfile's ENV lines (WEIGHTS_DIR=/weights), else the CUDA default (MAX_CONCURRENCY, BATCH_SIZE),
+else the setting's default (DEVICE=auto). tests.json runs jobs on a synthetic sample image that the
+Docker build writes into the image's local bucket folder, so the hub's tests need no bucket of the
+caller's.
 """
 from __future__ import annotations
 
@@ -14,12 +17,15 @@ import json
 import sys
 from pathlib import Path
 
+from builder import dockerfile
 from worker import config
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_ID = "sample.png"
 # torch 2.14.1's CUDA 13.0 build: the host's NVIDIA driver must support CUDA 13.0 (driver >= 580).
 CUDA_VERSIONS = ["13.0"]
+# RunPod's GPU pools (references/gpu-types, "GPU pools") of 16 to 48 GB: the Swin-L models want >= 16 GB.
+GPU_POOLS = "AMPERE_16,AMPERE_24,ADA_24,AMPERE_48,ADA_48_PRO"
 
 
 def _env_input(name: str, default, doc: str) -> dict:
@@ -34,7 +40,8 @@ def _env_input(name: str, default, doc: str) -> dict:
 
 
 def hub() -> dict:
-    env = [{"key": name, "input": _env_input(name, default, doc)} for name, default, doc in config.documented()]
+    image = config.in_environment(dockerfile.env(), gpu_visible=True)
+    env = [{"key": name, "input": _env_input(name, value, doc)} for name, value, doc in image]
     return {
         "title": "Background removal and image restoration",
         "description": "Cut subjects out of photos (RMBG-2.0 / BiRefNet, carvekit's chain), restore faces "
@@ -46,6 +53,7 @@ def hub() -> dict:
             "runsOn": "GPU",
             "containerDiskInGb": 30,
             "gpuCount": 1,
+            "gpuIds": GPU_POOLS,
             "allowedCudaVersions": CUDA_VERSIONS,
             "env": env,
         },

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from models import registry
+from models.spec import ReleaseAsset, WeightsSource
 from worker import config
 from worker.schema import OPTION_SCHEMA, TASK_KEYS, TASKS
 
@@ -51,14 +52,26 @@ def settings_table() -> str:
     return "\n".join(["| variable | default | meaning |", "|---|---|---|", *rows])
 
 
+def weights_source(source: WeightsSource) -> str:
+    """Where builder/ takes a file from, in one table cell."""
+    download = source.download
+    if download is None:
+        return f"placed by hand: {source.by_hand.where}" if source.by_hand else "placed by hand"
+    if isinstance(download, ReleaseAsset):
+        owner_repo, tag = download.url.removeprefix("https://github.com/").split("/releases/download/")
+        cell = f"`{owner_repo}` release `{tag.split('/')[0]}` (SHA-256 checked)"
+    elif download.revision:
+        cell = f"`{download.repo}` @ `{download.revision[:7]}`"
+    else:
+        return f"`{download.repo}` (no revision pinned: not fetchable)"
+    return cell + (f", converted by `{source.converter}`" if source.converter else "")
+
+
 def models_table() -> str:
     rows = []
     for name in registry.names():
         spec = registry.get_spec(name)
-        download = spec.weights.download
-        source = ("placed by hand" if download is None else
-                  f"`{download.repo}` @ `{download.revision[:7]}`" if download.revision else
-                  f"`{download.repo}` (revision not pinned yet: not fetchable)")
+        source = weights_source(spec.weights)
         size = "x".join(str(s) for s in spec.preprocess.size[::-1]) if spec.preprocess else ""
         rows.append(f"| `{name}` | {spec.role.replace('_', ' ')} | {size} | {spec.licence} | {source} |")
     return "\n".join(["| model | role | input (W x H) | licence | weights from |", "|---|---|---|---|---|", *rows])

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import Download, ModelSpec, WeightsSource
+from models.spec import ModelSpec, ReleaseAsset, WeightsSource
 
 NEGATIVE_SLOPE = 0.2
 DEMODULATION_EPS = 1e-8
@@ -282,10 +282,11 @@ CHECKPOINTS = [
         name="gfpgan-v1.4",
         family="gfpgan",
         build=GFPGANv1Clean,
-        # The GitHub release file (TencentARC/GFPGAN v1.3.4 GFPGANv1.4.pth, 348,632,874 bytes) as
-        # uploaded unchanged to the Deep-Live-Cam model repo; the LFS sha256 is the release file's.
-        weights=WeightsSource("GFPGANv1.4.pth", Download(
-            "hacksider/deep-live-cam", "GFPGANv1.4.pth", revision="880944c0aedaca509b1a36596c1902f6619ebf0b",
+        # TencentARC's release asset (the URL GFPGAN's inference_gfpgan.py downloads for v1.4),
+        # 348,632,874 bytes; SHA-256 as independent pinning projects list it (also the LFS hash of the
+        # HF mirror hacksider/deep-live-cam@880944c).
+        weights=WeightsSource("GFPGANv1.4.pth", ReleaseAsset(
+            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.4.pth",
             sha256="e2cd4703ab14f4d01fd1383a8a8b266f9a5833dacee8e6a79d3bf21a1b6be5ad"),
             wrap=("params_ema", "params")),
         half_ok=True,  # bfloat16: uint8 face within 7 of float32, mean 0.8 (benchmarks/bench_gfpgan.py)
@@ -298,9 +299,10 @@ CHECKPOINTS = [
         name="gfpgan-v1.3",
         family="gfpgan",
         build=GFPGANv1Clean,
-        # TencentARC/GFPGAN v1.3.0 GFPGANv1.3.pth (348,632,874 bytes), uploaded unchanged.
-        weights=WeightsSource("GFPGANv1.3.pth", Download(
-            "alexgenovese/facerestore", "GFPGANv1.3.pth", revision="d26afe958b5921aceb851aa3538659a6c52668ec",
+        # TencentARC's release asset (inference_gfpgan.py's URL for v1.3), 348,632,874 bytes; SHA-256 as
+        # independent pinning projects list it (also the HF mirror alexgenovese/facerestore@d26afe9's).
+        weights=WeightsSource("GFPGANv1.3.pth", ReleaseAsset(
+            "https://github.com/TencentARC/GFPGAN/releases/download/v1.3.0/GFPGANv1.3.pth",
             sha256="c953a88f2727c85c3d9ae72e2bd4846bbaf59fe6972ad94130e23e7017524a70"),
             wrap=("params_ema", "params")),
         half_ok=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.spec import Download, ModelSpec, Preprocess, WeightsSource
+from models.spec import ByHand, Download, ModelSpec, Preprocess, WeightsSource
 from models.u2net import RSUNet, min_max_matte, upsample_like
 
 # (height, in, mid, out) of the six encoder and five decoder stages; height 0 is RSU-4F.
@@ -63,12 +63,17 @@ CHECKPOINTS = [
     # DIS's general-use weights as rembg runs them. The reference file is a float16 rebuild with the
     # BatchNorms folded into the convolutions (BN left as identity); the loader casts it to the model
     # dtype. No HF repo publishes that exact file, so builder has no source for it.
+    # rembg's isnet-general-use.onnx has SHA-256 60920e99c45464f2ba57bee2ad08c919a52bbf852739e96947fbb4358c0d964a
+    # (as pinning projects list it); builder/ has no converter for IS-Net's ONNX yet.
     ModelSpec(
         name="isnet-general-use",
         family="isnet",
         build=ISNetDIS,
         weights=WeightsSource("isnet-general-use.pth",
-                              sha256="98743127af289fb4b428e6a442b04cf28a9c8dafaae57106f15ab8a4b1147a96"),
+                              sha256="98743127af289fb4b428e6a442b04cf28a9c8dafaae57106f15ab8a4b1147a96",
+                              by_hand=ByHand("https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
+                                             "isnet-general-use.onnx, converted to IS-Net's state dict",
+                                             "builder/ has no converter for IS-Net's ONNX yet")),
         preprocess=Preprocess(size=(1024, 1024), mean=(0.5, 0.5, 0.5), std=(1.0, 1.0, 1.0),
                               resample="lanczos", backend="pil", scale="max"),
         to_matte=min_max_matte,

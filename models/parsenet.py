@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import Download, ModelSpec, WeightsSource
+from models.spec import ModelSpec, ReleaseAsset, WeightsSource
 
 Scale = Literal["none", "down", "up"]
 NEGATIVE_SLOPE = 0.2
@@ -118,10 +118,11 @@ CHECKPOINTS = [
         name="parsenet",
         family="parsenet",
         build=ParseNet,
-        # facexlib v0.2.2 release file parsing_parsenet.pth (85,331,193 bytes), uploaded unchanged.
-        weights=WeightsSource("parsing_parsenet.pth", Download(
-            "yutaakiyama/inswapper_128.onnx", "parsing_parsenet.pth",
-            revision="40bd523e53897f17737f462e012303e4c24a0321",
+        # facexlib's own release asset (the URL facexlib/parsing/__init__.py downloads), 85,331,193
+        # bytes; SHA-256 as independent pinning projects list it (the same file the HF mirror
+        # yutaakiyama/inswapper_128.onnx@40bd523 holds).
+        weights=WeightsSource("parsing_parsenet.pth", ReleaseAsset(
+            "https://github.com/xinntao/facexlib/releases/download/v0.2.2/parsing_parsenet.pth",
             sha256="3d558d8d0e42c20224f13cf5a29c79eba2d59913419f945545d8cf7b72920de2")),
         # Its argmax decides the paste-back mask. On the parity case bfloat16 changes the class of 1.4 %
         # of the pixels (float16 0.18 %), which moves the blurred paste mask by at

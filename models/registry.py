@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.spec import ModelSpec, StateDict, WeightsSource
+from models.spec import Download, ModelSpec, StateDict, WeightsSource
 
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
 
@@ -34,7 +34,7 @@ class WeightsNotFound(FileNotFoundError):
         where = ", ".join(str(p) for p in searched)
         download = spec.weights.download
         gated = (f" (a gated repo: accept its licence, {spec.licence or 'see its page'}, on huggingface.co/"
-                 f"{download.repo} and set HF_TOKEN)") if download and download.gated else ""
+                 f"{download.repo} and set HF_TOKEN)") if isinstance(download, Download) and download.gated else ""
         others = f"; {spec.role} models whose weights are here: {', '.join(present)}" if present else ""
         super().__init__(
             f"weights for model '{spec.name}' are missing: {spec.weights.filename} not found "
@@ -69,7 +69,7 @@ def find_weights(spec: ModelSpec, weights_dir: Path) -> Path:
     if candidate.is_file():
         return candidate
     download = spec.weights.download
-    if download and not spec.weights.converter:
+    if isinstance(download, Download) and not spec.weights.converter:
         from huggingface_hub import try_to_load_from_cache
 
         cached = try_to_load_from_cache(download.repo, download.filename, revision=download.revision)

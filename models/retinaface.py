@@ -22,7 +22,7 @@ from torchvision.models import resnet50
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.resnet import Bottleneck
 
-from models.spec import Download, ModelSpec, StateDict, WeightsSource
+from models.spec import ModelSpec, ReleaseAsset, StateDict, WeightsSource
 
 BGR_MEAN = (104.0, 117.0, 123.0)
 
@@ -181,10 +181,10 @@ CHECKPOINTS = [
         name="retinaface-resnet50",
         family="retinaface",
         build=RetinaFace,
-        weights=WeightsSource("detection_Resnet50_Final.pth", Download(
-            # The facexlib v0.1.0 release asset (109,497,761 bytes), mirrored unchanged on the Hub; no
-            # mirror commit could be pinned from here, so builder/ refuses to fetch it until one is.
-            "camenduru/facexlib", "detection_Resnet50_Final.pth", revision=None,
+        # facexlib's own release asset (the URL facexlib/detection/__init__.py downloads), 109,497,761
+        # bytes; SHA-256 as independent pinning projects list it.
+        weights=WeightsSource("detection_Resnet50_Final.pth", ReleaseAsset(
+            "https://github.com/xinntao/facexlib/releases/download/v0.1.0/detection_Resnet50_Final.pth",
             sha256="6d1de9c2944f2ccddca5f5e010ea5ae64a39845a86311af6fdf30841b0a5a16d")),
         remap_keys=strip_data_parallel_prefix,
         role="face_detector",

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.spec import Download, ModelSpec, WeightsSource
+from models.spec import ModelSpec, ReleaseAsset, WeightsSource
 
 _SLOPE = 0.2  # LeakyReLU negative slope throughout
 _RESIDUAL_SCALE = 0.2  # "Empirically, we use 0.2 to scale the residual" (BasicSR)
@@ -101,21 +101,20 @@ class RRDBNet(nn.Module):
         return self.conv_last(_lrelu(self.conv_hr(feat)))
 
 
-# Real-ESRGAN's own release assets (xinntao/Real-ESRGAN v0.1.0, v0.2.1, v0.2.2.4), as mirrored
-# unchanged (same SHA-256 as the release assets) in one Hugging Face repo, pinned to one commit.
-_MIRROR = "LykosAI/Upscalers"
-_MIRROR_REVISION = "28a279ec60b5c47c9f39381dcaa997b9402ac09d"
+# Real-ESRGAN's own release assets (the URLs of its inference_realesrgan.py); SHA-256s as independent
+# pinning projects list them (the same files as the HF mirror LykosAI/Upscalers@28a279e).
+_RELEASES = "https://github.com/xinntao/Real-ESRGAN/releases/download"
 _LICENCE = "BSD-3-Clause (Real-ESRGAN, xinntao)"
 
 
-def _spec(name: str, filename: str, sha256: str, scale: int, num_block: int, notes: str) -> ModelSpec:
+def _spec(name: str, release: str, filename: str, sha256: str, scale: int, num_block: int, notes: str) -> ModelSpec:
     return ModelSpec(
         name=name,
         family="rrdbnet",
         build=lambda: RRDBNet(3, 3, scale=scale, num_feat=64, num_block=num_block, num_grow_ch=32),
         weights=WeightsSource(
             filename,
-            Download(_MIRROR, f"RealESRGAN/{filename}", revision=_MIRROR_REVISION, sha256=sha256),
+            ReleaseAsset(f"{_RELEASES}/{release}/{filename}", sha256=sha256),
             wrap=("params_ema", "params"),  # RealESRGANer prefers params_ema, falls back to params
         ),
         role="upscaler",
@@ -126,13 +125,13 @@ def _spec(name: str, filename: str, sha256: str, scale: int, num_block: int, not
 
 
 CHECKPOINTS = [
-    _spec("realesrgan-x4plus", "RealESRGAN_x4plus.pth",
+    _spec("realesrgan-x4plus", "v0.1.0", "RealESRGAN_x4plus.pth",
           "4fa0d38905f75ac06eb49a7951b426670021be3018265fd191d2125df9d682f1", scale=4, num_block=23,
           notes="Real-ESRGAN x4plus (v0.1.0): general photographs, x4, 23 RRDB blocks"),
-    _spec("realesrgan-x2plus", "RealESRGAN_x2plus.pth",
+    _spec("realesrgan-x2plus", "v0.2.1", "RealESRGAN_x2plus.pth",
           "49fafd45f8fd7aa8d31ab2a22d14d91b536c34494a5cfe31eb5d89c2fa266abb", scale=2, num_block=23,
           notes="Real-ESRGAN x2plus (v0.2.1): general photographs, x2 (pixel-unshuffle 2 + x4 trunk)"),
-    _spec("realesrgan-x4plus-anime", "RealESRGAN_x4plus_anime_6B.pth",
+    _spec("realesrgan-x4plus-anime", "v0.2.2.4", "RealESRGAN_x4plus_anime_6B.pth",
           "f872d837d3c90ed2e05227bed711af5671a6fd1c9f7d7e91c911a61f155e99da", scale=4, num_block=6,
           notes="Real-ESRGAN x4plus anime 6B (v0.2.2.4): illustrations and anime, x4, 6 RRDB blocks"),
 ]

@@ -48,14 +48,50 @@ class Download:
     sha512: str | None = None  # where the publisher states SHA-512 only (carvekit)
     gated: bool = False  # the repo asks users to accept its licence first: downloads need HF_TOKEN
 
+    @property
+    def origin(self) -> str:
+        return f"huggingface.co/{self.repo} {self.filename}"
+
+
+@dataclass(frozen=True)
+class ReleaseAsset:
+    """Where builder/ fetches a file from: a release asset of a GitHub repo, over plain HTTPS. A release's
+    tag can be moved and its asset replaced, so the publisher's SHA-256 is what pins the file."""
+
+    url: str  # https://github.com/<owner>/<repo>/releases/download/<tag>/<file>
+    sha256: str
+
+    def __post_init__(self) -> None:
+        if not self.url.startswith("https://github.com/") or "/releases/download/" not in self.url:
+            raise ValueError(f"{self.url}: not a GitHub release asset URL")
+        if len(self.sha256) != 64:
+            raise ValueError(f"{self.url}: a release asset needs its SHA-256 (64 hex digits)")
+
+    @property
+    def filename(self) -> str:
+        return self.url.rsplit("/", 1)[1]
+
+    @property
+    def origin(self) -> str:
+        return self.url.removeprefix("https://")
+
+
+@dataclass(frozen=True)
+class ByHand:
+    """A file with no download builder/ may take: placed in the weights folder by hand."""
+
+    where: str  # where a person gets it (the authors' page, a drive link)
+    reason: str  # why builder/ cannot fetch it
+
 
 @dataclass(frozen=True)
 class WeightsSource:
     """A weight file: its name under the weights folder, where it comes from and how it is stored."""
 
     filename: str  # path relative to the weights folder, e.g. "u2netp.pth" or "briaai/RMBG-2.0/model.safetensors"
-    download: Download | None = None  # None: no public copy in this exact format; placed by hand
+    download: Download | ReleaseAsset | None = None  # None: placed by hand (see `by_hand`)
     sha256: str | None = None  # of a file placed by hand (no download), where known
+    by_hand: ByHand | None = None  # where to get a file that no download provides
     # A builder/ module that turns the downloaded file into `filename` (e.g. a pickled module into
     # safetensors); None when the download is the file itself.
     converter: str | None = None

@@ -15,6 +15,7 @@ from typing import Any
 DEFAULT_MODEL = "briaai/RMBG-2.0"
 PRECISIONS = ("auto", "float32", "float16", "bfloat16")
 LOG_LEVELS = ("DEBUG", "INFO", "WARN", "ERROR")
+AUTO_DEVICE = "auto"  # DEVICE: cuda when a GPU is visible, else cpu
 
 # Network families whose CPU forward is faster in channels_last (benchmarks/bench_memory_format.py,
 # BENCHMARKS.md); the others keep NCHW on the CPU.
@@ -48,8 +49,9 @@ class Settings:
     weights_dir: Path = _setting(Path("weights"), "WEIGHTS_DIR", "where weight files are looked up first "
                                  "(then the Hugging Face cache, offline)", "path")
     default_model: str = _setting(DEFAULT_MODEL, "DEFAULT_MODEL", "the model of jobs that name none")
-    device: str = _setting("cpu", "DEVICE", "cuda, cuda:N or cpu; default cuda when a GPU is visible. A "
-                           "worker set to cuda without a usable GPU refuses to start")
+    # As loaded, `device` is never "auto": load() resolves it to cuda or cpu.
+    device: str = _setting(AUTO_DEVICE, "DEVICE", "auto (cuda when a GPU is visible, else cpu), cuda, cuda:N or "
+                           "cpu. A worker set to cuda without a usable GPU refuses to start")
     precision: str = _setting("auto", "PRECISION", "a job's precision when it names none: auto = bfloat16 "
                               "on CUDA, float32 on the CPU", "choice", PRECISIONS)
     allow_tf32: bool = _setting(False, "ALLOW_TF32", "let float32 networks run TF32 convolutions and "
@@ -112,6 +114,19 @@ def documented() -> list[tuple[str, Any, str]]:
     return [(f.metadata["env"], f.default, f.metadata["doc"]) for f in fields(Settings) if f.metadata]
 
 
+def in_environment(env: dict, gpu_visible: bool) -> list[tuple[str, Any, str]]:
+    """(environment variable, value, meaning) of every setting as a worker started in `env` runs with
+    it, in the environment's units; DEVICE as configured ("auto" is a value, resolved at start)."""
+    settings = load(env, gpu_visible)
+
+    def value(f) -> Any:
+        if f.name == "device":
+            return env.get("DEVICE") or AUTO_DEVICE
+        return getattr(settings, f.name) / f.metadata["scale"] if f.metadata["scale"] != 1 else getattr(settings, f.name)
+
+    return [(f.metadata["env"], value(f), f.metadata["doc"]) for f in fields(Settings) if f.metadata]
+
+
 def _parse(env_name: str, value: str, kind: str, choices: tuple[str, ...]) -> Any:
     try:
         if kind == "int":
@@ -134,16 +149,24 @@ def _parse(env_name: str, value: str, kind: str, choices: tuple[str, ...]) -> An
     return value
 
 
-def _default_device() -> str:
-    import torch
+def resolve_device(value: str, gpu_visible: bool | None = None) -> str:
+    """DEVICE as the worker runs it: "auto" becomes cuda when a GPU is visible (asking torch unless
+    `gpu_visible` says), else cpu; any other value is kept (device.prepare checks it)."""
+    if value != AUTO_DEVICE:
+        return value
+    if gpu_visible is None:
+        import torch
 
-    return "cuda" if torch.cuda.is_available() else "cpu"
+        gpu_visible = torch.cuda.is_available()
+    return "cuda" if gpu_visible else "cpu"
 
 
-def load(env: dict | None = None) -> Settings:
-    """Settings from the environment (or `env`); a malformed value is a ConfigError naming it."""
+def load(env: dict | None = None, gpu_visible: bool | None = None) -> Settings:
+    """Settings from the environment (or `env`); a malformed value is a ConfigError naming it.
+    `gpu_visible` stands in for torch's answer where DEVICE is auto (the hub files ask about a GPU
+    worker on a machine without one)."""
     env = os.environ if env is None else env
-    device = env.get("DEVICE") or _default_device()
+    device = resolve_device(env.get("DEVICE") or AUTO_DEVICE, gpu_visible)
     values: dict[str, Any] = {"device": device, "on_runpod": bool(env.get("RUNPOD_WEBHOOK_GET_JOB"))}
     for f in fields(Settings):
         meta = f.metadata

@@ -62,7 +62,7 @@ def prepare(settings: Settings) -> DeviceInfo:
     try:
         device = torch.device(settings.device)
     except RuntimeError:
-        raise ConfigError(f"DEVICE={settings.device!r} is not a device; use cuda, cuda:N or cpu") from None
+        raise ConfigError(f"DEVICE={settings.device!r} is not a device; use auto, cuda, cuda:N or cpu") from None
     if settings.compile and shutil.which("cc") is None and shutil.which("gcc") is None:
         raise ConfigError("TORCH_COMPILE=1 needs a C compiler for Triton's kernels and none is installed "
                           "(the image's python:slim base has none); install gcc in the image or unset it")

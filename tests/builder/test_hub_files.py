@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
 import numpy as np
 from PIL import Image
 
-from builder import hub_files
+from builder import dockerfile, hub_files
 from tests.conftest import DEVICE, REPO, SHARED
 from worker import config
 
@@ -44,3 +45,22 @@ def test_readme_tables_are_the_generated_ones():
 
     readme = (REPO / "README.md").read_text()
     assert readme_tables.render(readme) == readme, "run: python -m builder.readme_tables"
+
+
+def test_hub_defaults_are_the_images():
+    """A hub deployment pre-fills its environment with hub.json's defaults: on top of the image's own
+    environment (the Dockerfile's ENV) on a GPU worker, they must change nothing the worker runs with."""
+    image_env = dockerfile.env()
+    published = {entry["key"]: str(entry["input"]["default"]) for entry in hub_files.hub()["config"]["env"]
+                 if "default" in entry["input"]}
+    in_image = config.load(image_env, gpu_visible=True)
+    assert config.load({**image_env, **published}, gpu_visible=True) == in_image
+    assert in_image.device == "cuda" and published["DEVICE"] == "auto"
+    assert published["WEIGHTS_DIR"] == image_env["WEIGHTS_DIR"] == "/weights"
+    assert published["MAX_CONCURRENCY"] == "8" and published["BATCH_SIZE"] == "8"  # the engine's CUDA defaults
+
+
+def test_hub_names_gpu_pools():
+    """RunPod's publishing guide: a GPU listing names its pools in `gpuIds` (comma-separated pool IDs)."""
+    pools = hub_files.hub()["config"]["gpuIds"].split(",")
+    assert pools and all(re.fullmatch(r"(AMPERE|ADA|HOPPER)_\d+(_PRO)?", pool) for pool in pools)

@@ -81,8 +81,9 @@ def test_registry_entries():
         spec = registry.get_spec(name)
         assert spec.role == "upscaler" and spec.extra["scale"] == scale
         assert spec.weights.wrap == ("params_ema", "params")
-        download = spec.weights.download
-        assert len(download.revision) == 40 and len(download.sha256) == 64
+        download = spec.weights.download  # Real-ESRGAN's own release, checked against its SHA-256
+        assert download.url.startswith("https://github.com/xinntao/Real-ESRGAN/releases/download/")
+        assert download.filename == spec.weights.filename and len(download.sha256) == 64
         net = spec.build()
         assert net.scale == scale and len(net.body) == blocks
 

@@ -78,3 +78,26 @@ def test_handler_sets_the_wait_policy_before_torch_is_imported():
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "PASSIVE"
+
+
+@pytest.mark.parametrize("env,gpu_visible,device", [
+    ({}, True, "cuda"), ({}, False, "cpu"), ({"DEVICE": "auto"}, True, "cuda"), ({"DEVICE": "auto"}, False, "cpu"),
+    ({"DEVICE": "cpu"}, True, "cpu"), ({"DEVICE": "cuda:1"}, False, "cuda:1"),
+])
+def test_device_auto_means_cuda_when_a_gpu_is_visible(env, gpu_visible, device):
+    settings = config.load(env, gpu_visible=gpu_visible)
+    assert settings.device == device
+    # The engine's defaults follow the device the worker resolves to, not the spelling of DEVICE.
+    assert settings.max_concurrency == (8 if device.startswith("cuda") else 2)
+
+
+def test_device_auto_asks_torch_when_not_told():
+    assert config.load({}).device == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_settings_in_an_environment_are_what_the_worker_runs_with():
+    found = {name: value for name, value, _ in config.in_environment({"WEIGHTS_DIR": "/w", "MODEL_CACHE_GB": "2"},
+                                                                     gpu_visible=True)}
+    assert found["DEVICE"] == "auto" and str(found["WEIGHTS_DIR"]) == "/w" and found["MODEL_CACHE_GB"] == 2
+    assert found["BATCH_SIZE"] == 8 and found["PRECISION"] == "auto"
+    assert list(found) == [name for name, _, _ in config.documented()]
