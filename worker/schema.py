@@ -202,14 +202,14 @@ def _refused(errors: list[str]) -> InvalidInput:
     return InvalidInput(shown + (f"; and {more} more" if more > 0 else ""))
 
 
-def _not_taken(key: Any, task: str | None, takes: dict[str, Knob]) -> str:
+def _not_taken(key: Any, task: str | None, takes: dict[str, Knob], listed: bool) -> str:
     """The refusal of a key the task does not take: another task's knob, or an unknown key with the
-    nearest known one (a typo) and the task's keys."""
+    nearest known one (a typo) and, unless `listed` already, the task's keys."""
     if key in KNOBS:  # (with an unknown task, every knob is taken)
         return f"{key}: does not apply to task {task!r}; its keys: {', '.join(sorted(TASK_KEYS[task]))}"
     near = difflib.get_close_matches(key, list(takes), n=1) if isinstance(key, str) else []
     hint = f" (did you mean {near[0]!r}?)" if near else ""
-    listing = f"; task {task}'s keys: {', '.join(takes)}" if task is not None else ""
+    listing = f"; task {task}'s keys: {', '.join(takes)}" if task is not None and not listed else ""
     return f"unknown key {quote(key)}{hint}{listing}"
 
 
@@ -229,11 +229,13 @@ def _convert(raw: Any, fixed: dict[str, Knob]) -> dict[str, Any]:
     takes = {**fixed, **{name: knob for name, knob in KNOBS.items() if task is None or name in TASK_KEYS[task]}}
     errors += [f"missing required key: {name!r}" for name in fixed if name not in raw]
     values: dict[str, Any] = {}
+    listed = False  # the task's keys: listed with the first unknown key only
     for key, value in raw.items():
         if key == "task":
             continue
         if key not in takes:
-            errors.append(_not_taken(key, task, takes))
+            errors.append(_not_taken(key, task, takes, listed))
+            listed = listed or key not in KNOBS
             continue
         try:
             converted = takes[key].convert(value)
