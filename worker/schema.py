@@ -182,7 +182,7 @@ class Options:
     trimap_prob_threshold: int | None = None
     restore_faces: bool = False
     output: OutputOptions = field(default_factory=OutputOptions)
-    # the knobs of the restore, upscale and matte tasks, checked by their own dataclasses
+    # the knobs of the restore, upscale and matte tasks, as their procedures' parameter dataclasses
     task_params: UpscaleJob | RestoreJob | MatteJob | None = None
 
     def chain_knobs(self) -> dict:
