@@ -1,14 +1,13 @@
 """The output knobs of a cut-out: every default, bound and allowed value written once.
 
 `OutputOptions` is what the matte operations, the crop, the resize and the encoders read; the job
-schema builds its entries from `OutputOptions.schema()` (descriptions, defaults, bounds, choices) and
-its per-task key lists from `applies_to`. Constructing one checks every value, so a function called
-directly refuses a bad knob with the same message (a ValueError naming the key) as the schema does.
+schema takes its knobs from `OUTPUT_KNOBS` and its per-task key lists from `applies_to`. Constructing
+one converts every value through its knob, so a function called directly refuses a bad knob with the
+same message (a ValueError naming the key) as the schema does.
 
 Semantics follow remove.bg's API where it has the knob (`format`, `channels`, `crop`, `crop_margin`,
 `size`): crop_margin is one, two (top/bottom, left/right) or four (top, right, bottom, left) values,
-each "Npx" or "N%" of the subject's size, at most 500 px or 50 % a side. Each knob is an
-imaging/knobs.py `Knob`, so a value converts (and is refused) the same way here and in the job schema.
+each "Npx" or "N%" of the subject's size, at most 500 px or 50 % a side.
 """
 from __future__ import annotations
 
