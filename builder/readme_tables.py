@@ -15,34 +15,27 @@ from pathlib import Path
 from models import registry
 from models.spec import ReleaseAsset, WeightsSource
 from worker import config
-from worker.schema import OPTION_SCHEMA, TASK_KEYS, TASKS
+from imaging.knobs import Knob
+from worker.schema import KNOBS, TASK_KEYS, TASKS
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ("model", "task", "precision")
 
 
-def _values(entry: dict) -> str:
-    if "enum" in entry:
-        return ", ".join(f"`{v}`" for v in entry["enum"] if v is not None)
-    kinds = entry.get("type", "")
-    kinds = [k for k in (kinds if isinstance(kinds, list) else [kinds]) if k != "null"]
-    text = " or ".join(kinds)
-    if "minimum" in entry:
-        text += f" {entry['minimum']:g}..{entry['maximum']:g}"
-    if "pattern" in entry:
-        text += " `#RRGGBB` / `#RRGGBBAA`"
-    return text
+def _values(knob: Knob) -> str:
+    if knob.choices is not None:
+        return ", ".join(f"`{v}`" for v in knob.choices)
+    return knob.allowed()
 
 
-def _default(entry: dict) -> str:
-    default = entry.get("default")
-    return "unset" if default is None else f"`{default}`"
+def _default(knob: Knob) -> str:
+    return "unset" if knob.default is None else f"`{knob.default}`"
 
 
 def knobs_table(task: str) -> str:
-    keys = [k for k in OPTION_SCHEMA if k in TASK_KEYS[task] and k not in COMMON]
-    rows = [f"| `{k}` | {_values(OPTION_SCHEMA[k])} | {_default(OPTION_SCHEMA[k])} | "
-            f"{OPTION_SCHEMA[k].get('description', '')} |" for k in keys]
+    knobs = [knob for name, knob in KNOBS.items() if name in TASK_KEYS[task] and name not in COMMON]
+    rows = [f"| `{k.name}` | {_values(k)} | {_default(k)} | {k.doc}"
+            f"{f' (only with `{k.needs}`)' if k.needs else ''} |" for k in knobs]
     return "\n".join(["| key | values | default | meaning |", "|---|---|---|---|", *rows])
 
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 import parity
 from imaging.animation import decode_animation
+from imaging.options import OUTPUT_KNOBS
 from models import registry
 from restoration.restore import RestoreParams, restore
 from restoration.upscale import UpscaleParams, upscale
@@ -244,7 +245,7 @@ def test_output_knobs_on_a_real_photo(api):
     cropped = completed(runsync(url, {"id": "car", "model": "isnet-general-use", "seg_mask_size": 512, "crop": True,
                                       "crop_margin": "10px", "size": "preview"}))
     box = cropped["crop"]
-    ys, xs = np.nonzero(alpha > 0)
+    ys, xs = np.nonzero(alpha > OUTPUT_KNOBS["crop_threshold"].default)
     assert (box["left"], box["top"]) == (xs.min() - 10, ys.min() - 10)
     assert cropped["width"] * cropped["height"] <= 250_000
 
