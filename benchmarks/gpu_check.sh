@@ -41,7 +41,7 @@ else
     say "(no package registry reachable and no .whl folder: running with the machine's packages)"
 fi
 
-phase "machine" 20 bash -c "nvidia-smi; $PY -c 'import torch,sys; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name())'; $PY -c 'import runpod, boto3, moto, kornia, jsonschema' && echo 'packages: ok'"
+phase "machine" 20 bash -c "nvidia-smi; $PY -c 'import torch,sys; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name())'; $PY -c 'import runpod, boto3, moto, kornia, hypothesis' && echo 'packages: ok'"
 phase "worker start-up check (device, float32 policy)" 30 $PY -c "from worker import config; from worker.device import prepare; print(prepare(config.load()).describe())"
 phase "parity: every family on CUDA, float32 IEEE" 100 $PY -m parity all --device cuda
 phase "parity: channels_last (as the CUDA model cache runs them)" 60 $PY -m parity all --device cuda --channels-last
