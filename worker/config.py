@@ -92,9 +92,9 @@ class Settings:
     compile_mode: str = _setting("default", "TORCH_COMPILE_MODE", "torch.compile's mode: reduce-overhead "
                                  "replays CUDA graphs", "choice", ("default", "reduce-overhead", "max-autotune"))
     png_writer: str = _setting(PngSettings.writer, "PNG_WRITER", "the writer of RGB/RGBA PNG outputs: compact "
-                               "(Paeth filter, zlib-ng run-length: within 1 % of rembg's bytes in 0.13-0.15x its "
-                               "CPU time) or fast (Up filter, ISA-L level 1: a third of compact's CPU time for "
-                               "about 15 % more bytes)", "choice", WRITERS)
+                               "(Paeth filter, zlib-ng run-length: 0.995-1.044x rembg's bytes in 0.13-0.17x its "
+                               "CPU time on 12 MP cut-outs) or fast (Up filter, ISA-L level 1: a quarter of "
+                               "compact's CPU time for 12-18 % more bytes)", "choice", WRITERS)
     png_threads: int = _setting(PngSettings.threads, "PNG_THREADS", "threads compressing one RGB/RGBA PNG, each "
                                 "a strip of rows (the CPU time is the same; 1: on the job's thread)", "int")
     png_compress_level: int = _setting(PngSettings.compress_level, "PNG_COMPRESS_LEVEL", "zlib level of grey "
