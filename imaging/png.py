@@ -35,7 +35,7 @@ COLOUR_TYPES = {3: 2, 4: 6}  # channels -> PNG colour type (truecolour, truecolo
 FILTER_UP, FILTER_PAETH = 2, 4
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, "fastest" level hint; (0x78 << 8 | 0x01) % 31 == 0
 CHUNK_ROWS = 4  # Paeth works on this many rows at a time: its int16 temporaries stay in the CPU's cache
-MIN_STRIP_BYTES = 1 << 20  # smaller images are one strip: a thread's start costs more than it saves
+MIN_STRIP_BYTES = 1 << 20  # a strip holds at least this: a smaller one costs more in hand-off than it saves
 ADLER_BASE = 65521
 
 _pools: dict[int, ThreadPoolExecutor] = {}
