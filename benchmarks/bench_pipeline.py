@@ -85,14 +85,14 @@ def stage_times(store: S3Storage, key: str, model, spec) -> dict[str, float]:
         return cutout(torch.from_numpy(image.rgb).permute(2, 0, 1), alpha, None)
 
     row["post-process"], pixels = timed(post)
-    row["encode"], png = timed(lambda: encode_png(pixels, 1))
+    row["encode"], png = timed(lambda: encode_png(pixels))
     row["s3 put"], _ = timed(lambda: store.put(key.replace("ogs/", "img/") + "/trans.png", png, "image/png"))
     row["total"] = sum(row.values())
     return row, pixels
 
 
 def png_levels(pixels) -> list[tuple[int, float, int]]:
-    """Pillow's default strategy at each zlib level, on the cut-out's own colour (encode_png's Z_RLE
+    """Pillow's default strategy at each zlib level, on the cut-out's own colour (Pillow's Z_RLE
     ignores the level; benchmarks/bench_png.py compares it with these)."""
     def pillow_png(level: int) -> bytes:
         out = io.BytesIO()

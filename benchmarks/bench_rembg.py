@@ -185,7 +185,7 @@ def report(results: dict, sides: list[str]) -> None:
             per_round = [a["ms"] / b["ms"] for a, b in zip(by_side[side], by_side["rembg"])]
             ratios.append(f"{statistics.median(per_round):.2f} ({min(per_round):.2f}-{max(per_round):.2f})")
         print(f"| {photo} | {condition} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
-    print("\nour job's stages, median ms (timings_ms of the answer; encode = PNG, zlib level of PNG_COMPRESS_LEVEL)")
+    print("\nour job's stages, median ms (timings_ms of the answer; encode = PNG, PNG_WRITER)")
     for side in sides:
         if side == "rembg":
             continue

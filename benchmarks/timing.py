@@ -1,8 +1,11 @@
-"""What the benchmark scripts share: a forward timed properly on either device, and peak memory."""
+"""What the benchmark scripts share: a forward timed properly on either device, and peak memory; a
+call's CPU and wall time."""
 from __future__ import annotations
 
 import resource
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,3 +35,10 @@ def time_forward(model: nn.Module, x: torch.Tensor, repeat: int) -> dict:
     peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)
     return {"seconds": sorted(times)[len(times) // 2], "peak_gib": peak}
+
+
+def cpu_and_wall(call: Callable[[], Any]) -> tuple[Any, float, float]:
+    """call()'s result, the process's CPU seconds during it (every thread's, summed) and wall seconds."""
+    start_cpu, start_wall = time.process_time(), time.perf_counter()
+    result = call()
+    return result, time.process_time() - start_cpu, time.perf_counter() - start_wall

@@ -1,12 +1,13 @@
 """Pixels to file bytes: PNG, WebP, JPEG and GIF stills, APNG / WebP / GIF animations.
 
-PNG: Pillow's encoder (adaptive per-row filters, zlib-ng) with zlib's Z_RLE strategy, on a cut-out
-whose colour under fully transparent pixels is zeroed. On a 12 MP cut-out (40 % transparent) that is
-0.18x the CPU time of Pillow's default level 6 (rembg's) for 0.75x its bytes, and within 1 % of
-level 6's bytes on the same zeroed pixels (benchmarks/bench_png.py, BENCHMARKS.md). Filtered photo
-rows have few long matches, so run-length matching loses little to a full LZ77 search, and the
-zeroed background becomes runs. The file decodes to exactly the encoder's input after the zeroing,
-which changes no visible pixel (`keep_invisible_rgb` keeps that colour too).
+PNG: 8-bit RGB and RGBA through our own writer (imaging/png.py: the Paeth filter and zlib-ng's
+run-length strategy, strips compressed on threads; or the `fast` writer), on a cut-out whose colour
+under fully transparent pixels is zeroed; grey mattes and APNG animations through Pillow's encoder
+(adaptive per-row filters) with the same Z_RLE strategy at PNG_COMPRESS_LEVEL. Filtered photo rows
+have few long matches, so run-length matching loses little to a full LZ77 search, and the zeroed
+background becomes runs (benchmarks/bench_png.py, BENCHMARKS.md). The file decodes to exactly the
+encoder's input after the zeroing, which changes no visible pixel (`keep_invisible_rgb` keeps that
+colour too).
 
 WebP: lossless by default at libwebp's fastest effort (method 0: about 1 s for a 12 MP cut-out,
 where the default effort takes over 20 s for 17 % less); lossy with `quality`. JPEG: no alpha, so a
@@ -26,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from imaging.options import JPEG_QUALITY, OutputOptions
+from imaging.png import COLOUR_TYPES, PngSettings, write_png
 
 PNG = "image/png"
 Z_RLE = 3  # zlib's run-length strategy (zlib.Z_RLE)
@@ -51,12 +53,14 @@ def zero_invisible(pixels: np.ndarray) -> np.ndarray:
     return pixels * (pixels[..., 3:] != 0)
 
 
-def encode_png(pixels: np.ndarray, compress_level: int = 1, keep_invisible_rgb: bool = False) -> bytes:
-    """HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 to PNG bytes (Z_RLE; level 0 stores)."""
+def encode_png(pixels: np.ndarray, png: PngSettings = PngSettings(), keep_invisible_rgb: bool = False) -> bytes:
+    """HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 to PNG bytes."""
     if not keep_invisible_rgb:
         pixels = zero_invisible(pixels)
+    if pixels.ndim == 3 and pixels.shape[2] in COLOUR_TYPES:
+        return write_png(pixels, png.writer, png.threads)
     out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="PNG", compress_level=compress_level,
+    Image.fromarray(np.ascontiguousarray(pixels)).save(out, format="PNG", compress_level=png.compress_level,
                                                        compress_type=Z_RLE)
     return out.getvalue()
 
@@ -93,13 +97,13 @@ def _gif_loop(plays: int) -> dict:
     return {} if plays == 1 else {"loop": max(plays - 1, 0)}
 
 
-def encode_image(pixels: np.ndarray, options: OutputOptions, png_compress_level: int = 1) -> Encoded:
+def encode_image(pixels: np.ndarray, options: OutputOptions, png: PngSettings = PngSettings()) -> Encoded:
     """A still: HxW grey, HxWx3 RGB or HxWx4 RGBA uint8 in options.format."""
     fmt = options.format
     if fmt == "gif":
         return encode_animation([pixels], [0], 1, options)
     if fmt == "png":
-        data = encode_png(pixels, png_compress_level, options.keep_invisible_rgb)
+        data = encode_png(pixels, png, options.keep_invisible_rgb)
         return Encoded(data, PNG, "png")
     if fmt == "jpg":
         _refuse_transparent_jpeg(pixels)
@@ -115,7 +119,7 @@ def encode_image(pixels: np.ndarray, options: OutputOptions, png_compress_level:
 
 
 def encode_animation(frames: list[np.ndarray], durations: list[int], loop: int, options: OutputOptions,
-                     png_compress_level: int = 1) -> Encoded:
+                     png: PngSettings = PngSettings()) -> Encoded:
     """Frames of one shape (grey, RGB or RGBA uint8) as an APNG (format png), animated WebP or GIF.
 
     `durations` in milliseconds per frame, `loop` the number of plays (0 = forever).
@@ -134,7 +138,7 @@ def encode_animation(frames: list[np.ndarray], durations: list[int], loop: int, 
             frames = [zero_invisible(f) for f in frames]
         images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
         if fmt == "png":
-            args = {"loop": loop, "disposal": 0, "blend": 0, "compress_level": png_compress_level,
+            args = {"loop": loop, "disposal": 0, "blend": 0, "compress_level": png.compress_level,
                     "compress_type": Z_RLE}
         else:
             args = {"loop": loop, **_webp_args(options)}
@@ -145,8 +149,8 @@ def encode_animation(frames: list[np.ndarray], durations: list[int], loop: int, 
 
 
 def encode_frames(frames: list[np.ndarray], durations: list[int], loop: int, options: OutputOptions,
-                  png_compress_level: int = 1) -> Encoded:
+                  png: PngSettings = PngSettings()) -> Encoded:
     """One frame as a still, several as an animation."""
     if len(frames) == 1:
-        return encode_image(frames[0], options, png_compress_level)
-    return encode_animation(frames, durations, loop, options, png_compress_level)
+        return encode_image(frames[0], options, png)
+    return encode_animation(frames, durations, loop, options, png)

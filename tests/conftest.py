@@ -4,9 +4,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -60,6 +62,29 @@ def read_png(client, bucket_name: str, key: str) -> Image.Image:
     body = client.get_object(Bucket=bucket_name, Key=key)
     assert body["ContentType"] == "image/png"
     return Image.open(io.BytesIO(body["Body"].read()))
+
+
+def png_chunks(png: bytes) -> list[tuple[bytes, bytes]]:
+    """(type, data) of every chunk of a PNG, each CRC checked with zlib.crc32 over type and data."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, pos = [], 8
+    while pos < len(png):
+        (length,) = struct.unpack(">I", png[pos:pos + 4])
+        kind, data = png[pos + 4:pos + 8], png[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", png[pos + 8 + length:pos + 12 + length])
+        assert crc == zlib.crc32(kind + data), kind
+        chunks.append((kind, data))
+        pos += 12 + length
+    return chunks
+
+
+def png_filter_types(png: bytes) -> set[int]:
+    """The filter types of an 8-bit RGB/RGBA PNG's rows (the first byte of each decompressed row)."""
+    chunks = png_chunks(png)
+    width, height, _, colour_type = struct.unpack(">IIBB", chunks[0][1][:10])
+    rows = zlib.decompress(b"".join(data for kind, data in chunks if kind == b"IDAT"))
+    stride = 1 + width * {2: 3, 6: 4}[colour_type]
+    return set(rows[::stride][:height])
 
 
 @contextmanager

@@ -19,6 +19,7 @@ from tests.conftest import (
     free_port,
     keys_under,
     photo_bytes,
+    png_filter_types,
     read_png,
     run_local,
     runsync,
@@ -43,6 +44,8 @@ def test_local_mode_writes_the_cutout(s3_server, bucket):
     pixels, photo = np.asarray(image), np.asarray(original.convert("RGB"))
     visible = pixels[..., 3] > 0
     assert np.array_equal(pixels[visible][:, :3], photo[visible]) and not pixels[~visible][:, :3].any()
+    png = client.get_object(Bucket=name, Key="img/car 1/trans.png")["Body"].read()
+    assert png_filter_types(png) == {4}  # our compact writer's Paeth rows (Pillow's choice varies per row)
 
 
 def test_local_mode_failure_exits_1_and_writes_nothing(s3_server, bucket):

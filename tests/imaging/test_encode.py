@@ -9,6 +9,8 @@ from PIL import Image
 
 from imaging.encode import encode_image, encode_png, zero_invisible
 from imaging.options import OutputOptions
+from imaging.png import PngSettings, write_png
+from tests.conftest import png_filter_types
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +37,22 @@ def test_png_zeroes_invisible_colour_and_is_otherwise_lossless(cutout):
     assert not pixels[~visible].any()
     assert np.array_equal(pixels, zero_invisible(cutout))
     assert np.array_equal(_decode(encode_png(cutout, keep_invisible_rgb=True))[1], cutout)
+
+
+@pytest.mark.parametrize("writer, filter_type", [("compact", 4), ("fast", 2)])
+def test_rgb_and_rgba_png_come_from_our_writer(cutout, writer, filter_type):
+    png = PngSettings(writer=writer)
+    for pixels in (cutout, cutout[..., :3]):
+        data = encode_image(pixels, OutputOptions(), png).data
+        assert data == write_png(zero_invisible(pixels), writer)
+        assert png_filter_types(data) == {filter_type}
+        assert np.array_equal(_decode(data)[1], zero_invisible(pixels))
+
+
+def test_grey_png_keeps_pillows_encoder(cutout):
+    matte = np.ascontiguousarray(cutout[..., 3])
+    fmt, pixels = _decode(encode_image(matte, OutputOptions()).data)
+    assert fmt == "PNG" and pixels.dtype == np.uint8 and np.array_equal(pixels, matte)
 
 
 def test_png_zeroing_makes_it_smaller(cutout):

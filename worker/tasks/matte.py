@@ -52,7 +52,7 @@ async def run(run: JobRun) -> dict:
     result = await run.on_device("model", matte, model, image.rgb, plate.rgb, job.params)
     pixels, confidence = await run.on_device("postprocess", _finish, run, result, options.bg_color)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
-                           run.services.settings.png_compress_level)
+                           run.services.settings.png)
     key = await write(run, encoded)
     width, height = image.size
     return answer(run, key, width, height, spec.name, preset=result.preset, refine_mode=result.refine.mode,

@@ -125,7 +125,7 @@ async def run(run: JobRun) -> dict:
     pixels, figures = await run.on_device("postprocess", _finish, run, frames, mattes, plan, spec)
     del mattes
     encoded = await run.io("encode", encode_frames, pixels, animation.durations, animation.loop, options.output,
-                           settings.png_compress_level)
+                           settings.png)
     out_key = await write(run, encoded)
     out_h, out_w = pixels[0].shape[:2]
     if len(frames) > 1:

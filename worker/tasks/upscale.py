@@ -69,7 +69,7 @@ async def run(run: JobRun) -> dict:
         pixels = image.rgb  # a jpg has no transparency
     out = await run.on_device("upscale", upscale, model, pixels, net_scale, params,
                               lambda done, total: run.progress(f"forward {done}/{total}"))
-    encoded = await run.io("encode", encode_image, out, options.output, run.services.settings.png_compress_level)
+    encoded = await run.io("encode", encode_image, out, options.output, run.services.settings.png)
     key = await write(run, encoded)
     out_h, out_w = output_size(height, width, net_scale, params)
     return answer(run, key, out_w, out_h, spec.name, scale=params.outscale, tile=params.tile)

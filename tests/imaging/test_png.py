@@ -1,0 +1,120 @@
+"""Our PNG writer: exact round trips through Pillow, the zlib stream and CRCs checked independently."""
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imaging.png import WRITERS, adler32_combine, write_png
+from tests.conftest import png_chunks
+
+RNG = np.random.default_rng(7)
+
+
+def _random(height: int, width: int, channels: int) -> np.ndarray:
+    return RNG.integers(0, 256, (height, width, channels), dtype=np.uint8)
+
+
+def _gradient(height: int, width: int, channels: int) -> np.ndarray:
+    yy, xx = np.mgrid[:height, :width]
+    planes = [(xx * 7 + yy * 3) % 256, (xx * yy) % 256, (255 - xx) % 256, np.clip(yy * 40 - 100, 0, 255)]
+    return np.dstack(planes[:channels]).astype(np.uint8)
+
+
+def _cutout(height: int, width: int, channels: int) -> np.ndarray:
+    """Noise inside a disc, zero outside (the zeroed background of a cut-out), so rows have zero spans."""
+    pixels = _random(height, width, channels)
+    yy, xx = np.mgrid[:height, :width]
+    pixels[np.hypot(yy - height / 2, xx - width / 3) > min(height, width) / 3] = 0
+    return pixels
+
+
+def _flat(height: int, width: int, channels: int) -> np.ndarray:
+    return np.full((height, width, channels), 173, np.uint8)
+
+
+IMAGES = {"random": _random, "gradient": _gradient, "cutout": _cutout, "flat": _flat}
+SHAPES = [(1, 1), (1, 37), (41, 1), (2, 2), (17, 23), (64, 129)]
+
+
+def _paeth_reference(rows: np.ndarray, bpp: int) -> np.ndarray:
+    """The PNG specification's Paeth filter, pixel by pixel in Python ints."""
+    height, width = rows.shape
+    out = np.zeros_like(rows)
+    for y in range(height):
+        for x in range(width):
+            a = int(rows[y, x - bpp]) if x >= bpp else 0
+            b = int(rows[y - 1, x]) if y else 0
+            c = int(rows[y - 1, x - bpp]) if y and x >= bpp else 0
+            p = a + b - c
+            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+            predictor = a if pa <= pb and pa <= pc else b if pb <= pc else c
+            out[y, x] = (int(rows[y, x]) - predictor) % 256
+    return out
+
+
+def _up_reference(rows: np.ndarray) -> np.ndarray:
+    above = np.vstack([np.zeros_like(rows[:1]), rows[:-1]]).astype(int)
+    return ((rows.astype(int) - above) % 256).astype(np.uint8)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("strips", [1, 2, 3, 7])
+@pytest.mark.parametrize("image", list(IMAGES))
+def test_round_trip_is_exact(image, strips, channels, writer):
+    for height, width in SHAPES:
+        pixels = IMAGES[image](height, width, channels)
+        png = write_png(pixels, writer, strips, min_strip_bytes=1)
+        decoded = Image.open(io.BytesIO(png))
+        assert decoded.mode == ("RGB" if channels == 3 else "RGBA")
+        assert np.array_equal(np.asarray(decoded), pixels), (height, width)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("strips", [1, 4])
+def test_image_data_is_one_zlib_stream_of_the_filtered_rows(writer, strips):
+    pixels = _cutout(30, 19, 4)
+    chunks = png_chunks(write_png(pixels, writer, strips, min_strip_bytes=1))
+    assert [kind for kind, _ in chunks] == [b"IHDR", b"IDAT", b"IEND"]
+    assert struct.unpack(">IIBBBBB", chunks[0][1]) == (19, 30, 8, 6, 0, 0, 0)
+    stream = zlib.decompressobj()
+    filtered = stream.decompress(chunks[1][1])
+    assert stream.eof and not stream.unused_data  # one complete stream, its Adler-32 checked by zlib
+    rows = pixels.reshape(30, 19 * 4)
+    expected = _paeth_reference(rows, 4) if writer == "compact" else _up_reference(rows)
+    filter_type = 4 if writer == "compact" else 2
+    assert filtered == np.hstack([np.full((30, 1), filter_type, np.uint8), expected]).tobytes()
+
+
+def test_large_image_is_cut_into_strips_and_stays_exact():
+    pixels = _cutout(1024, 600, 4)  # 2.5 MB: two strips of at least MIN_STRIP_BYTES
+    png = write_png(pixels, strips=2)
+    assert png == write_png(pixels, strips=2)
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
+    single = write_png(pixels, strips=1)
+    assert png != single  # two raw deflate streams joined, not one
+    assert zlib.decompress(png_chunks(png)[1][1]) == zlib.decompress(png_chunks(single)[1][1])
+
+
+def test_adler32_combine_matches_zlib():
+    data = RNG.integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    for cut in (0, 1, 5552, 65521, 131042, 199_999):
+        first, second = data[:cut], data[cut:]
+        assert adler32_combine(zlib.adler32(first), zlib.adler32(second), len(second)) == zlib.adler32(data)
+
+
+@pytest.mark.parametrize("pixels", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 2), np.uint8),
+                                    np.zeros((4, 4, 3), np.uint16), np.zeros((0, 4, 3), np.uint8)])
+def test_refuses_what_it_does_not_write(pixels):
+    with pytest.raises(ValueError, match="HxWx3 or HxWx4 uint8"):
+        write_png(pixels)
+
+
+def test_refuses_an_unknown_writer():
+    with pytest.raises(ValueError, match="unknown PNG writer"):
+        write_png(_flat(2, 2, 3), "smallest")
