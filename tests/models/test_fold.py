@@ -7,29 +7,19 @@ from torch import nn
 from models.fold import fold_batchnorm
 
 
-class Wrapped(nn.Module):
-    """A BatchNorm one level down, as ParseNet's `norm.norm`."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.norm = nn.BatchNorm2d(channels)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(x)
-
-
 class Block(nn.Module):
     def __init__(self, channels: int, norm: bool):
         super().__init__()
         self.conv = nn.Conv2d(channels, channels, 3, padding=1, bias=not norm)
-        self.bn = Wrapped(channels) if norm else nn.Identity()
+        # a BatchNorm one level down, as ParseNet's `norm.norm`
+        self.bn = nn.Sequential(nn.BatchNorm2d(channels)) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.bn(self.conv(x)))
 
 
 class Net(nn.Module):
-    BATCHNORM_PAIRS = (("conv", "bn.norm"),)
+    BATCHNORM_PAIRS = (("conv", "bn.0"),)
 
     def __init__(self):
         super().__init__()
