@@ -26,8 +26,8 @@ sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
 from benchmarks.timing import time_forward  # noqa: E402
+from imaging.tensors import DTYPES  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODELS = ("briaai/RMBG-2.0", "ZhengPeng7/BiRefNet", "ZhengPeng7/BiRefNet_lite")  # one per oracle folder
 ORACLE = {name: parity.checkpoint_oracles()[name] for name in MODELS}
 

@@ -32,10 +32,10 @@ sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
 from benchmarks.timing import time_forward  # noqa: E402
+from imaging.tensors import DTYPES  # noqa: E402
 from parity.gfpgan import gfpgan_input  # noqa: E402
 from parity.parsenet import parsenet_input  # noqa: E402
 
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 MODELS = ("gfpgan-v1.4", "parsenet")
 INPUTS = {"gfpgan-v1.4": gfpgan_input, "parsenet": parsenet_input}
 VARIANTS = {"float16": ("float16", False), "bfloat16": ("bfloat16", False), "channels_last": ("float32", True)}

@@ -10,10 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-
-def sync(device: str | torch.device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
+from worker.device import synchronize
 
 
 def time_forward(model: nn.Module, x: torch.Tensor, repeat: int) -> dict:
@@ -25,12 +22,12 @@ def time_forward(model: nn.Module, x: torch.Tensor, repeat: int) -> dict:
         torch.cuda.reset_peak_memory_stats()
     with torch.inference_mode():
         model(x)
-        sync(device)
+        synchronize(device)
         times = []
         for _ in range(repeat):
             start = time.perf_counter()
             model(x)
-            sync(device)
+            synchronize(device)
             times.append(time.perf_counter() - start)
     peak = (torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda"
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)

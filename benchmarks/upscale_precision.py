@@ -16,25 +16,25 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from imaging.tensors import DTYPES  # noqa: E402
 from models import registry  # noqa: E402
 from restoration.upscale import UpscaleParams, upscale  # noqa: E402
 
 SHARED = REPO / ".." / "shared"
 REAL = {"RealESRGAN_x4plus": ("realesrgan-x4plus", "RealESRGAN_x4plus-fp16.pth"),
         "RealESRGAN_x4plus_anime_6B": ("realesrgan-x4plus-anime", "RealESRGAN_x4plus_anime_6B-fp16.pth")}
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+HALF = ("bfloat16", "float16")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--crop", type=int, default=48)
-    parser.add_argument("--dtypes", nargs="+", choices=DTYPES, default=list(DTYPES))
+    parser.add_argument("--dtypes", nargs="+", choices=HALF, default=list(HALF))
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     cases = json.loads((SHARED / "data" / "upscale" / "cases.json").read_text())["cases"]

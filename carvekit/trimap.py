@@ -12,34 +12,11 @@ foreground touching the image border is not eroded from that side.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from carvekit.params import DEFAULTS
+from imaging.filters import dilate, erode
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
-
-
-def _dilate_square(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Max over a (2r+1)^2 square window of a [B,1,H,W] float tensor, out-of-image ignored.
-
-    Separable (a square max is a row max then a column max): 2*(2r+1) reads per pixel instead
-    of (2r+1)^2, which matters for the 61x61 kernel at 12 MP. max_pool2d pads with -inf, i.e.
-    the border never wins, as OpenCV's default morphology border.
-    """
-    if radius <= 0:
-        return x
-    k = 2 * radius + 1
-    x = F.max_pool2d(x, kernel_size=(1, k), stride=1, padding=(0, radius))
-    return F.max_pool2d(x, kernel_size=(k, 1), stride=1, padding=(radius, 0))
-
-
-def _erode_square(x: torch.Tensor, radius: int) -> torch.Tensor:
-    """Min over a (2r+1)^2 square window, out-of-image ignored (so the border never erodes).
-
-    `iterations` of a 3x3 erosion equal one erosion by a (2*iterations+1) square: the image is a
-    box, so every in-image point of the big window is reachable through in-image 3x3 steps.
-    """
-    return -_dilate_square(-x, radius)
 
 
 def _to_uint8(mask: torch.Tensor) -> torch.Tensor:
@@ -64,12 +41,14 @@ def make_trimap(
     # float16 holds 0/1 exactly and halves the memory of the pooling passes on the GPU; CPU half
     # kernels are slow, so float32 there.
     work = torch.float16 if mask.is_cuda else torch.float32
-    grown = _dilate_square(certain.to(work), dilation) > 0
+    grown = dilate(certain.to(work), 2 * dilation + 1) > 0
 
     # masked_fill, not boolean indexing: no host sync on the GPU.
     trimap = torch.full_like(mask, BACKGROUND).masked_fill_(grown, UNKNOWN).masked_fill_(certain, FOREGROUND)
     trimap.masked_fill_((mask > 0) & (mask <= prob_threshold), UNKNOWN)
 
     solid = trimap == FOREGROUND
-    kept = _erode_square(solid.to(work), erosion) > 0
+    # `erosion` iterations of a 3x3 erosion equal one erosion by a (2 erosion + 1) square: the image
+    # is a box, so every in-image point of the big window is reachable through in-image 3x3 steps.
+    kept = erode(solid.to(work), 2 * erosion + 1) > 0
     return trimap.masked_fill_(solid & ~kept, UNKNOWN)

@@ -34,11 +34,11 @@ from evaluation.report import (
     files_by_stem,
     read_image,
     safe_name,
-    synchronize,
     worker_models,
     write_csv,
 )
 from imaging.decode import DecodedImage
+from worker.device import synchronize
 
 AlphaFn = Callable[[DecodedImage], torch.Tensor]  # image -> [H,W] uint8 alpha, as a job writes it
 

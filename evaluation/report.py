@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw
 
 from imaging.decode import DecodedImage, decode
@@ -33,12 +32,6 @@ def read_image(path: Path) -> DecodedImage:
 def safe_name(name: str) -> str:
     """A name usable as a file name: anything but letters, digits and -_. becomes _."""
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for the device's queued work, so that a wall-clock time covers it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def worker_models(device: str | None, weights_dir: Path | None, max_resident_models: int):

@@ -43,7 +43,6 @@ from evaluation.report import (
     files_by_stem,
     read_image,
     safe_name,
-    synchronize,
     worker_models,
     write_csv,
 )
@@ -51,6 +50,7 @@ from imaging.filters import gaussian_blur
 from imaging.resample import matlab_resize, to_uint8_matlab
 from restoration.restore import RestoreParams, restore
 from restoration.upscale import UpscaleParams, upscale
+from worker.device import synchronize
 
 TASKS = ("upscale", "restore")
 

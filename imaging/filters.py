@@ -147,12 +147,24 @@ def gaussian_blur(x: torch.Tensor, size: int, sigma: float) -> torch.Tensor:
     return _symmetric_column_pass(_row_pass(x, kernel), kernel)
 
 
-def erode(x: torch.Tensor, size: int) -> torch.Tensor:
-    """cv2.erode(x, np.ones((size, size))) of [..., H, W]: the minimum over a size x size window anchored at
-    its centre (size // 2 for even sizes); outside the image does not count (OpenCV's default border
-    value for erosion is +inf). size <= 1 leaves x unchanged."""
+def dilate(x: torch.Tensor, size: int) -> torch.Tensor:
+    """cv2.dilate(x, np.ones((size, size))) of float [..., H, W]: the maximum over a size x size window
+    anchored at its centre (size // 2 for even sizes); outside the image does not count (OpenCV's
+    default border value for dilation is -inf, as max_pool2d's padding). size <= 1 leaves x unchanged.
+
+    Separable (a square's maximum is a row maximum, then a column maximum): 2 size reads per pixel
+    instead of size^2, which matters for carvekit's 61x61 trimap dilation at 12 MP. An even size,
+    padded by size // 2 on both sides, gives one output too many at the end: dropped.
+    """
     if size <= 1:
         return x.clone()
-    before, after = size // 2, size - 1 - size // 2
-    padded = F.pad(-x.reshape(-1, 1, *x.shape[-2:]), (before, after, before, after), value=-math.inf)
-    return (-F.max_pool2d(padded, size, stride=1)).reshape(x.shape)
+    height, width = x.shape[-2:]
+    half = size // 2
+    rows = F.max_pool2d(x.reshape(-1, 1, height, width), (1, size), stride=1, padding=(0, half))[..., :width]
+    return F.max_pool2d(rows, (size, 1), stride=1, padding=(half, 0))[..., :height, :].reshape(x.shape)
+
+
+def erode(x: torch.Tensor, size: int) -> torch.Tensor:
+    """cv2.erode(x, np.ones((size, size))) of float [..., H, W]: the minimum over the window `dilate`
+    takes; outside the image does not count (OpenCV's default border value for erosion is +inf)."""
+    return -dilate(-x, size)

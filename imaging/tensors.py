@@ -10,6 +10,9 @@ from functools import lru_cache
 
 import torch
 
+# The precisions a job or a tool names, and their tensor dtypes ("auto" is resolved by the worker).
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
 
 @lru_cache(maxsize=128)
 def constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype = torch.float32,

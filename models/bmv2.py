@@ -242,26 +242,12 @@ class Refiner(nn.Module):
         return replace_blocks(out, patches, blocks), ref
 
 
-def fold_conv_batchnorm(root: nn.Module) -> None:
-    """Fold every BatchNorm that directly follows a convolution into it (inference only): adjacent
-    (Conv2d, BatchNorm2d) children of a Sequential (torchvision's MobileNetV2, ASPP, downsample) and
-    attribute pairs conv<i>/bn<i> (ResNet, Bottleneck, decoder, refiner). The state dict keeps its
-    published keys until the registry calls this after loading."""
-    for module in list(root.modules()):
-        children = dict(module.named_children())
-        pairs = [(f"conv{i}", f"bn{i}") for i in range(1, 5)]
-        if isinstance(module, nn.Sequential):
-            names = list(children)
-            pairs += list(zip(names, names[1:]))
-        for conv_name, bn_name in pairs:
-            conv, bn = children.get(conv_name), children.get(bn_name)
-            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
-                setattr(module, conv_name, nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), bn.eval()))
-                setattr(module, bn_name, nn.Identity())
-
-
 class MattingRefine(nn.Module):
     """model/model.py MattingRefine: base network (backbone + ASPP + decoder) and refiner."""
+
+    # ResNet's stem and Bottlenecks, the decoder and the refiner; MobileNetV2, ASPP and the downsamples
+    # are Sequentials, which models.fold folds by adjacency.
+    BATCHNORM_PAIRS = tuple((f"conv{i}", f"bn{i}") for i in range(1, 5))
 
     def __init__(self, backbone: Literal["mobilenetv2", "resnet50", "resnet101"]):
         super().__init__()
@@ -300,9 +286,6 @@ class MattingRefine(nn.Module):
             err_sm=err_sm,
             ref_sm=ref_sm,
         )
-
-    def fold_batchnorm(self) -> None:
-        fold_conv_batchnorm(self)
 
 
 RELEASE = "https://github.com/PeterL1n/BackgroundMattingV2/releases/download/v1.0.0/"

@@ -52,12 +52,6 @@ class ConvLayer(nn.Module):
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         return self.relu(self.norm(self.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"))))
 
-    def fold_batchnorm(self) -> None:
-        """Inference only: fold the BatchNorm into the convolution (called by the registry after loading)."""
-        if isinstance(self.norm, NormLayer):
-            self.conv2d = nn.utils.fusion.fuse_conv_bn_eval(self.conv2d.eval(), self.norm.norm.eval())
-            self.norm = nn.Identity()
-
 
 class ResidualBlock(nn.Module):
     """shortcut + conv2(conv1(x)); conv1 has BN + leaky ReLU, conv2 BN only.
@@ -81,6 +75,8 @@ class ResidualBlock(nn.Module):
 
 class ParseNet(nn.Module):
     """forward(x) -> (mask_logits [B,parsing_ch,out,out], image [B,3,out,out]), the original's order."""
+
+    BATCHNORM_PAIRS = (("conv2d", "norm.norm"),)  # each ConvLayer's; folded by models.fold after loading
 
     def __init__(self, in_size: int = 512, out_size: int = 512, parsing_ch: int = 19, min_feat_size: int = 32,
                  base_ch: int = 64, res_depth: int = 10, ch_range: tuple[int, int] = (32, 256)):

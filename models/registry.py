@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from models.fold import fold_batchnorm
 from models.spec import Download, ModelSpec, StateDict, WeightsSource
 
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
@@ -167,9 +168,7 @@ def load_spec(
     if dtype.is_floating_point and dtype.itemsize < 4 and not spec.half_ok:  # float64 is kept: parity runs in it
         dtype = torch.float32
     model.eval().requires_grad_(False)
-    for module in model.modules():  # inference-time rewrites a family offers, e.g. BatchNorm folding
-        if hasattr(module, "fold_batchnorm"):
-            module.fold_batchnorm()
+    fold_batchnorm(model)  # after loading: the file's keys are the unfolded network's
     return model.to(device=device, dtype=dtype)
 
 

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.models import resnet50
 from torchvision.models._utils import IntermediateLayerGetter
-from torchvision.models.resnet import Bottleneck
 
 from models.spec import ModelSpec, ReleaseAsset, StateDict, WeightsSource
 
@@ -48,10 +47,6 @@ class RetinaFaceOutput(NamedTuple):
     landmarks: torch.Tensor  # [B, N, 10] landmark regressions
 
 
-def _fold(conv: nn.Conv2d, bn: nn.Module) -> nn.Conv2d:
-    return nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), bn.eval())
-
-
 class ConvBN(nn.Sequential):
     """Conv (no bias) + BatchNorm (+ ReLU): facexlib's conv_bn / conv_bn1X1 / conv_bn_no_relu, keys 0 and 1."""
 
@@ -61,11 +56,6 @@ class ConvBN(nn.Sequential):
         if relu:
             layers.append(nn.ReLU(inplace=True))
         super().__init__(*layers)
-
-    def fold_batchnorm(self) -> None:
-        if isinstance(self[1], nn.BatchNorm2d):
-            self[0] = _fold(self[0], self[1])
-            self[1] = nn.Identity()
 
 
 class FPN(nn.Module):
@@ -129,6 +119,10 @@ def _heads(values: int) -> nn.ModuleList:
 class RetinaFace(nn.Module):
     """forward(x [B,3,H,W] BGR minus BGR_MEAN) -> RetinaFaceOutput over every prior of the image."""
 
+    # The ResNet stem's and Bottlenecks' pairs; ConvBN and the downsamples are Sequentials, which
+    # models.fold folds by adjacency.
+    BATCHNORM_PAIRS = (("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"))
+
     def __init__(self) -> None:
         super().__init__()
         self.body = IntermediateLayerGetter(resnet50(weights=None), {"layer2": "1", "layer3": "2", "layer4": "3"})
@@ -148,21 +142,6 @@ class RetinaFace(nn.Module):
             return torch.cat([head(feature) for head, feature in zip(heads, features)], dim=1)
 
         return RetinaFaceOutput(predict(self.BboxHead), predict(self.ClassHead), predict(self.LandmarkHead))
-
-    def fold_batchnorm(self) -> None:
-        """Inference only: fold the backbone's BatchNorms into its convolutions (ConvBN folds itself)."""
-        body = self.body
-        body.conv1, body.bn1 = _fold(body.conv1, body.bn1), nn.Identity()
-        for block in body.modules():
-            if isinstance(block, Bottleneck):
-                for i in (1, 2, 3):
-                    conv, bn = getattr(block, f"conv{i}"), getattr(block, f"bn{i}")
-                    if isinstance(bn, nn.BatchNorm2d):
-                        setattr(block, f"conv{i}", _fold(conv, bn))
-                        setattr(block, f"bn{i}", nn.Identity())
-                if block.downsample is not None and isinstance(block.downsample[1], nn.BatchNorm2d):
-                    block.downsample[0] = _fold(block.downsample[0], block.downsample[1])
-                    block.downsample[1] = nn.Identity()
 
 
 def face_scores(logits: torch.Tensor) -> torch.Tensor:

@@ -38,15 +38,6 @@ class REBNCONV(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu_s1(self.bn_s1(self.conv_s1(x)))
 
-    def fold_batchnorm(self) -> None:
-        """Inference only: fold the BatchNorm into the convolution (one pass over memory less).
-
-        Called by the registry after loading; the state dict keeps its published keys until then.
-        """
-        if isinstance(self.bn_s1, nn.BatchNorm2d):
-            self.conv_s1 = nn.utils.fusion.fuse_conv_bn_eval(self.conv_s1.eval(), self.bn_s1.eval())
-            self.bn_s1 = nn.Identity()
-
 
 class RSU(nn.Module):
     """Residual U-block of height `height` (RSU7..RSU4 in the paper).
@@ -131,6 +122,8 @@ _U2NET_STAGES = {
 class RSUNet(nn.Module):
     """The six-stage encoder and five-stage decoder of residual U-blocks, with side heads, that U^2-Net
     and IS-Net share (attribute names stage1..6, pool12..56, stage5d..1d, side1..6 as published)."""
+
+    BATCHNORM_PAIRS = (("conv_s1", "bn_s1"),)  # each REBNCONV's; folded by models.fold after loading
 
     def build_stages(self, encoder: list, decoder: list, side_in: list[int], out_ch: int) -> None:
         for i, stage in enumerate(encoder, start=1):

@@ -6,12 +6,9 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
 import parity
+from imaging.tensors import DTYPES
 from worker.device import set_float32_policy
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def main(argv: list[str] | None = None) -> int:

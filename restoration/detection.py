@@ -16,9 +16,9 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torchvision
 from torch import nn
 
+from imaging.boxes import nms_in_numpy_order
 from imaging.resample import cv2_resize_lanczos4
 from models.retinaface import BGR_MEAN, PRIORS, PriorConfig, face_scores
 
@@ -96,19 +96,6 @@ def network_input(image_rgb: torch.Tensor) -> torch.Tensor:
     return (image_rgb.flip(0).float() - mean)[None]
 
 
-def _nms_order(boxes: torch.Tensor, scores: torch.Tensor, threshold: float) -> torch.Tensor:
-    """numpy's scores.argsort()[::-1], then torchvision.ops.nms, run on the CPU as facexlib does.
-
-    A stable ascending sort reversed is numpy's order (equal scores: the later prior first) wherever
-    numpy's introsort is stable, which it is for up to 16 candidates; NMS keeps ties in input order.
-    The candidates are few (scores above 0.97), so the CPU costs nothing and the result is the same on
-    every device.
-    """
-    order = torch.sort(scores, stable=True).indices.flip(0)
-    keep = torchvision.ops.nms(boxes[order], scores[order], threshold)
-    return order[keep]
-
-
 def decode_detections(loc: torch.Tensor, logits: torch.Tensor, landmarks: torch.Tensor, height: int, width: int,
                       params: DetectionParams = DetectionParams()) -> Faces:
     """One image's network outputs ([N, 4], [N, 2], [N, 10]) -> the faces detect_faces returns."""
@@ -119,7 +106,8 @@ def decode_detections(loc: torch.Tensor, logits: torch.Tensor, landmarks: torch.
     scores = face_scores(logits.float())
     candidates = torch.nonzero(scores > params.conf_threshold).flatten().cpu()
     boxes, points, scores = boxes.cpu()[candidates], points.cpu()[candidates], scores.cpu()[candidates]
-    keep = _nms_order(boxes, scores, params.nms_threshold)
+    # On the CPU as facexlib: the candidates are few (scores above 0.97), the result the same on every device.
+    keep = nms_in_numpy_order(boxes, scores, params.nms_threshold)
     return Faces(boxes[keep], scores[keep], points[keep].reshape(-1, 5, 2))
 
 

@@ -18,18 +18,17 @@ import torch
 from runpod.serverless.modules.rp_logger import RunPodLogger
 from torch import nn
 
+from imaging.tensors import DTYPES
 from models import registry
 from models.spec import ModelSpec
 from worker.config import Settings
-
-_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def resolve_dtype(precision: str, device: torch.device) -> torch.dtype:
     """A job's precision: auto is bfloat16 on CUDA, float32 on the CPU."""
     if precision == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    return _DTYPES[precision]
+    return DTYPES[precision]
 
 
 def module_bytes(model: nn.Module) -> int:

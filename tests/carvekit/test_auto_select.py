@@ -176,3 +176,33 @@ def test_top_scene_and_class_map(tmp_path, monkeypatch):
 def test_scene_labels_refuses_gaps():
     with pytest.raises(ValueError):
         auto.scene_labels({"hard": 0, "soft": 2})
+
+
+def _carvekit_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float) -> list[int]:
+    """An independent greedy NMS in numpy float32, in the steps of carvekit's nms_cpu (with a stable
+    argsort: numpy's own is stable only up to 16 boxes)."""
+    x1, y1, x2, y2 = boxes.T
+    areas = (x2 - x1) * (y2 - y1)
+    order = np.argsort(scores, kind="stable")[::-1]
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(int(best))
+        w = np.maximum(0.0, np.minimum(x2[best], x2[rest]) - np.maximum(x1[best], x1[rest]))
+        h = np.maximum(0.0, np.minimum(y2[best], y2[rest]) - np.maximum(y1[best], y1[rest]))
+        inter = w * h
+        order = rest[inter / (areas[best] + areas[rest] - inter) <= np.float32(threshold)]
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_nms_matches_an_independent_greedy_nms_on_random_boxes_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 60))
+    corner = rng.uniform(0, 0.5, (n, 2)).astype(np.float32)
+    size = rng.uniform(0.05, 0.5, (n, 2)).astype(np.float32)
+    boxes = np.concatenate([corner, corner + size], axis=1)
+    boxes[n // 2:] = boxes[rng.integers(0, n // 2, n - n // 2)]  # repeated boxes: IoU exactly 1
+    scores = (rng.integers(1, 6, n) / 8).astype(np.float32)  # five values: many equal scores
+    got = auto._nms(torch.from_numpy(boxes), torch.from_numpy(scores), 0.3)
+    assert got == _carvekit_nms(boxes, scores, 0.3)

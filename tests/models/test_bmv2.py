@@ -10,6 +10,7 @@ import torch
 import parity
 from models import registry
 from models.bmv2 import MattingRefine, MobileNetV2Encoder, RefineParams, Refiner, ResNetEncoder, select_blocks
+from models.fold import fold_batchnorm
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA"))]
 
@@ -202,7 +203,7 @@ def test_batchnorm_folding_keeps_the_output():
     params = RefineParams(mode="full")
     with torch.inference_mode():
         before = net(src, bgr, params)
-        net.fold_batchnorm()
+        fold_batchnorm(net)
         after = net(src, bgr, params)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     for name, a, b in zip(before._fields, before, after):

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import parity
+from models.fold import fold_batchnorm
 from models.parsenet import ParseNet
 
 # float32 reordering (folded conv+BN, channels_last kernels) on logits of magnitude ~1-10.
@@ -39,9 +40,7 @@ def test_down_blocks_stride_their_second_conv_and_keep_every_conv_reflection_pad
 
 def test_folding_batchnorm_keeps_the_function(unfolded, face):
     folded = copy.deepcopy(unfolded)
-    for module in folded.modules():
-        if hasattr(module, "fold_batchnorm"):
-            module.fold_batchnorm()
+    fold_batchnorm(folded)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
     with torch.inference_mode():
         expected, got = unfolded(face), folded(face)

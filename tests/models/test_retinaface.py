@@ -6,6 +6,7 @@ import math
 
 import torch
 
+from models.fold import fold_batchnorm
 from models.retinaface import PRIORS, RetinaFace, strip_data_parallel_prefix
 
 
@@ -32,9 +33,7 @@ def test_channels_last_and_batchnorm_folding_compute_the_same_function():
     with torch.inference_mode():
         reference = net(x)
         channels_last = net.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-        for module in list(net.modules()):  # as models.registry does after loading
-            if hasattr(module, "fold_batchnorm"):
-                module.fold_batchnorm()
+        fold_batchnorm(net)  # as models.registry does after loading
         folded = net(x)
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
     for ours in (channels_last, folded):

@@ -22,7 +22,6 @@ from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face
 from restoration.detection import (
     Faces,
     _eyes_far_enough,
-    _nms_order,
     center_face,
     decode_boxes,
     decode_detections,
@@ -106,16 +105,6 @@ def test_detections_are_decoded_thresholded_and_suppressed_like_detect_faces():
     assert len(faces) == 2
     assert torch.allclose(faces.boxes, torch.stack((overlapping, apart)), atol=1e-4)
     assert faces.scores[0] > faces.scores[1] > 0.97
-
-
-def test_nms_has_no_plus_one_pixel_rule_and_keeps_equal_scores_in_numpy_order():
-    # [0,0,2,2] vs [1,0,3,2]: IoU 2 / 6 = 0.33 (both kept); the old +1 pixel rule would give 6 / 12 = 0.5
-    small = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 3.0, 2.0]])
-    assert sorted(_nms_order(small, torch.tensor([0.99, 0.98]), 0.4).tolist()) == [0, 1]
-    # equal scores: numpy's argsort()[::-1] puts the later prior first, so NMS keeps that one
-    tied = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 11.0]])
-    assert _nms_order(tied, torch.tensor([0.99, 0.99]), 0.4).tolist() == [1]
-    assert _nms_order(tied, torch.tensor([0.995, 0.99]), 0.4).tolist() == [0]
 
 
 def _faces(landmarks: list, boxes: list) -> Faces:
