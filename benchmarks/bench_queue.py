@@ -3,16 +3,24 @@ server on 127.0.0.1), in one worker, as runpod would hand them over.
 
     PYTHONPATH=. python benchmarks/bench_queue.py [--model u2netp] [--jobs 24] [--concurrency 8]
                                                   [--megapixels 1 4 12] [--device cuda] [--oracle]
+                                                  [--simulate-forward-ms 8] [--png-compress-level N]
 
-Prints images/s, p50/p95 latency, the batch sizes the device lane formed, and the fraction of the
-wall time the device lane was busy. --oracle runs a model from the parity oracle's stand-in weights
-(e.g. briaai/RMBG-2.0, whose real weights are gated) installed in a temporary weights folder.
+Each size is a run of its own (one warm-up job first): images/s, p50/p95 latency, the batch sizes
+the device lane formed, the fraction of the wall time the lane was busy, and the host CPU per image
+of each host stage (its thread's CPU time, time.thread_time, as the stage runner records it) and
+per megapixel. --oracle runs a model from the parity oracle's stand-in weights (e.g. briaai/RMBG-2.0,
+whose real weights are gated) installed in a temporary weights folder. --simulate-forward-ms N
+replaces each segmentation forward by a sleep of N ms per image on the lane thread (the output is
+the network's real output for that input shape, computed once), so the host path can be measured
+against a GPU's pace on a machine without one. Wall figures depend on the machine's load (printed);
+CPU figures do not.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import io
+import os
 import statistics
 import sys
 import tempfile
@@ -28,8 +36,40 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 sys.path.insert(0, str(REPO))
 
+from torch.utils._pytree import tree_map  # noqa: E402
+
+from models.spec import ModelSpec  # noqa: E402
 from worker import config  # noqa: E402
+from worker.context import JobRun  # noqa: E402
 from worker.jobs import Worker  # noqa: E402
+
+
+class SimulatedForward(torch.nn.Module):
+    """A network whose forward sleeps `ms` per image and returns the real network's output for the
+    first input of that shape (so the mattes, and what encoding them costs, stay real)."""
+
+    def __init__(self, net: torch.nn.Module, ms: float, outputs: dict):
+        super().__init__()
+        self.net, self.ms, self.outputs = net, ms, outputs
+
+    def forward(self, x: torch.Tensor):
+        shape = tuple(x.shape[1:])
+        if shape not in self.outputs:
+            self.outputs[shape] = self.net(x[:1])
+        time.sleep(self.ms / 1000 * x.shape[0])
+        return tree_map(lambda t: t.repeat(x.shape[0], *[1] * (t.dim() - 1)), self.outputs[shape])
+
+
+def simulate_forwards(worker: Worker, ms: float) -> None:
+    """Every segmentation network the worker's cache hands out, as a SimulatedForward."""
+    cache, outputs = worker.services.models, {}
+    real_get = cache.get
+
+    def get(spec: ModelSpec, dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+        model = real_get(spec, dtype)
+        return SimulatedForward(model, ms, outputs.setdefault(spec.name, {})) if spec.role == "segmentation" else model
+
+    cache.get = get
 
 
 def photo_bytes(megapixels: float) -> bytes:
@@ -70,6 +110,37 @@ async def run_jobs(worker: Worker, inputs: list[dict]) -> list[tuple[float, dict
     return await asyncio.gather(*(one(n, j) for n, j in enumerate(inputs)))
 
 
+def host_cpu(runs: list[JobRun]) -> Counter:
+    """Mean host CPU-ms per job of each host stage (device-lane stages are the device's time)."""
+    per_stage: Counter = Counter()
+    for run in runs:
+        for record in run.stages:
+            if not record.device:
+                per_stage[record.stage] += record.cpu_ms / len(runs)
+    return per_stage
+
+
+def run_size(worker: Worker, client, megapixels: float, args) -> dict:
+    """One warm-up job, then `args.jobs` jobs of one photo size at once; the figures of the latter."""
+    client.put_object(Bucket="bench", Key="ogs/photo", Body=photo_bytes(megapixels))
+    job = {"id": "photo", "model": args.model, **({"format": args.format} if args.format else {})}
+    asyncio.run(run_jobs(worker, [job]))
+    lane, runs = worker.services.lane, []
+    worker.observe = runs.append
+    lane.batches.clear()
+    busy_before, start = lane.busy_seconds, time.perf_counter()
+    results = asyncio.run(run_jobs(worker, [job] * args.jobs))
+    wall = time.perf_counter() - start
+    worker.observe = None
+    latencies = sorted(t for t, _ in results)
+    cpu = host_cpu(runs)
+    actual_mp = results[0][1].get("width", 0) * results[0][1].get("height", 0) / 1e6 or megapixels
+    return {"mp": actual_mp, "images_s": args.jobs / wall, "p50": statistics.median(latencies),
+            "p95": latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))],
+            "batches": dict(sorted(lane.batches.items())), "busy": (lane.busy_seconds - busy_before) / wall,
+            "failed": [a for _, a in results if "error" in a], "cpu": cpu, "load": os.getloadavg()[0]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="u2netp")
@@ -79,14 +150,16 @@ def main() -> None:
     parser.add_argument("--megapixels", type=float, nargs="+", default=[1, 4, 12])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--format", default=None, help="the jobs' output format (default: the worker's)")
+    parser.add_argument("--png-writer", choices=["compact", "fast"], default=None,
+                        help="PNG_WRITER of the worker (default: the setting's)")
+    parser.add_argument("--simulate-forward-ms", type=float, default=None,
+                        help="sleep this long per image instead of each segmentation forward")
     parser.add_argument("--oracle", action="store_true", help="stand-in weights from the parity oracle")
     args = parser.parse_args()
 
     server, client = start_s3()
     try:
-        photos = [photo_bytes(mp) for mp in args.megapixels]
-        for n in range(args.jobs):
-            client.put_object(Bucket="bench", Key=f"ogs/p{n}", Body=photos[n % len(photos)])
         weights = Path(tempfile.mkdtemp()) if args.oracle else SHARED / "weights"
         if args.oracle:
             import parity
@@ -94,34 +167,35 @@ def main() -> None:
             parity.install_oracle_weights([args.model], weights)
         settings = replace(config.load(), bucket="bench", device=args.device, weights_dir=weights,
                            max_concurrency=args.concurrency, precision=args.precision,
-                           **({"batch_size": args.batch_size} if args.batch_size else {}))
+                           **({"batch_size": args.batch_size} if args.batch_size else {}),
+                           **({"png_writer": args.png_writer} if args.png_writer else {}))
         worker = Worker(settings)
-        lane = worker.services.lane
-        asyncio.run(run_jobs(worker, [{"id": "p0", "model": args.model}]))  # load the model, warm up
-        lane.batches.clear()
-        busy_before, start = lane.busy_seconds, time.perf_counter()
-        results = asyncio.run(run_jobs(worker, [{"id": f"p{n}", "model": args.model} for n in range(args.jobs)]))
-        wall = time.perf_counter() - start
-        busy = lane.busy_seconds - busy_before
+        if args.simulate_forward_ms is not None:
+            simulate_forwards(worker, args.simulate_forward_ms)
+        rows = [run_size(worker, client, mp, args) for mp in args.megapixels]
+        worker.close()
     finally:
         server.stop()
-    failed = [a for _, a in results if "error" in a]
-    latencies = sorted(t for t, _ in results)
-    print(f"{args.jobs} jobs of {'/'.join(f'{m:g}' for m in args.megapixels)} MP, model {args.model}, "
-          f"{worker.services.device.describe()}, MAX_CONCURRENCY {args.concurrency}, BATCH_SIZE "
-          f"{settings.batch_size}, BATCH_WAIT_MS {settings.batch_wait_ms:g}")
-    print("| images/s | p50 s | p95 s | batches (size: count) | device busy | failed |\n|---|---|---|---|---|---|")
-    print(f"| {args.jobs / wall:.2f} | {statistics.median(latencies):.2f} | "
-          f"{latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]:.2f} | "
-          f"{dict(sorted(Counter(lane.batches).items()))} | {busy / wall:.0%} | {len(failed)} |")
-    if failed:
-        print("first failure:", failed[0]["error"])
-    stages = Counter()
-    for _, answer in results:
-        for stage, ms in answer.get("timings_ms", {}).items():
-            if stage != "batch":
-                stages[stage] += ms / args.jobs
-    print("mean stage ms:", {k: round(v, 1) for k, v in stages.items()})
+    forward = (f"forward simulated: {args.simulate_forward_ms:g} ms/image" if args.simulate_forward_ms is not None
+               else "real forward")
+    print(f"{args.jobs} jobs per size, model {args.model}, {forward}, {worker.services.device.describe()}, "
+          f"MAX_CONCURRENCY {args.concurrency}, BATCH_SIZE {settings.batch_size}, BATCH_WAIT_MS "
+          f"{settings.batch_wait_ms:g}, PNG_WRITER {settings.png_writer}, {os.cpu_count()} CPUs")
+    print("| MP | images/s | p50 s | p95 s | batches (size: count) | lane busy | load avg | failed |\n"
+          "|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['mp']:.1f} | {r['images_s']:.2f} | {r['p50']:.2f} | {r['p95']:.2f} | {r['batches']} | "
+              f"{r['busy']:.0%} | {r['load']:.1f} | {len(r['failed'])} |")
+    stages = sorted({stage for r in rows for stage in r["cpu"]})
+    print("\nhost CPU-ms per image (per MP in brackets), by stage:\n")
+    print("| MP | " + " | ".join(stages) + " | host total | total per MP |\n|---" * 1 + "|---" * (len(stages) + 2) + "|")
+    for r in rows:
+        cells = [f"{r['cpu'].get(s, 0):.0f} ({r['cpu'].get(s, 0) / r['mp']:.0f})" for s in stages]
+        total = sum(r["cpu"].values())
+        print(f"| {r['mp']:.1f} | " + " | ".join(cells) + f" | {total:.0f} | **{total / r['mp']:.0f}** |")
+    for r in rows:
+        if r["failed"]:
+            print(f"first failure at {r['mp']:.1f} MP:", r["failed"][0]["error"])
 
 
 if __name__ == "__main__":

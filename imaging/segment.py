@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from imaging.preprocess import network_batch
-from imaging.tensors import free_bytes
+from imaging.tensors import free_bytes, in_model_format
 from models.spec import ModelSpec
 
 
@@ -64,8 +64,7 @@ def predict_mattes(
     for start in range(0, len(images), max(1, batch_size)):
         chunk = images[start:start + batch_size]
         batch = network_batch(chunk, spec.preprocess, param.device, param.dtype, size)
-        if param.device.type == "cuda":
-            batch = batch.contiguous(memory_format=torch.channels_last)
+        batch = in_model_format(batch, model)
         with torch.inference_mode():
             matte = spec.to_matte(model(batch)).float().clamp_(0, 1)
         mattes.extend(matte.split(1))

@@ -1,4 +1,5 @@
-"""Small device helpers: constant tensors kept on the device they are used on, and free memory.
+"""Small device helpers: constant tensors kept on the device they are used on, inputs in their
+network's memory format, and free memory.
 
 Normalisation statistics and similar constants are needed on every call; building them with
 `torch.tensor(..., device=cuda)` each time is a host-to-device copy that stalls the GPU queue. They
@@ -9,6 +10,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import torch
+from torch import nn
 
 # The precisions a job or a tool names, and their tensor dtypes ("auto" is resolved by the worker).
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
@@ -18,6 +20,20 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 def constant(values: tuple[float, ...], device: torch.device, dtype: torch.dtype = torch.float32,
              shape: tuple[int, ...] = (-1,)) -> torch.Tensor:
     return torch.tensor(values, dtype=dtype).view(*shape).to(device)
+
+
+def in_model_format(x: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    """A 4-D input in the memory format of the network's convolution weights: channels_last where the
+    model cache made the network so (CHANNELS_LAST on CUDA, CPU_CHANNELS_LAST on the CPU), else as is,
+    so the first convolution does not convert it and the settings govern inputs as well as weights."""
+    if x.dim() != 4:
+        return x
+    for param in model.parameters():
+        if param.dim() == 4 and not param.is_contiguous():  # a 1x1 kernel is contiguous either way
+            if param.is_contiguous(memory_format=torch.channels_last):
+                return x.contiguous(memory_format=torch.channels_last)
+            break
+    return x
 
 
 def free_bytes(device: torch.device) -> int:

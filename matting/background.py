@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imaging.tensors import in_model_format
 from models.bmv2 import PATCH, RefineMode, RefineParams
 
 Preset = Literal["auto", "hd", "4k"]
@@ -134,8 +135,7 @@ def predict(model: nn.Module, image: np.ndarray, plate: np.ndarray,
     param = next(model.parameters())
     height, width = image.shape[:2]
     src, bgr = (pad_to_multiple(image_tensor(p, param.device, param.dtype)) for p in (image, plate))
-    if param.device.type == "cuda":
-        src, bgr = (t.contiguous(memory_format=torch.channels_last) for t in (src, bgr))
+    src, bgr = in_model_format(src, model), in_model_format(bgr, model)
     with torch.inference_mode():
         out = model(src, bgr, refine)
     return out.pha[..., :height, :width], out.fgr[..., :height, :width]

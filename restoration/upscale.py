@@ -33,6 +33,7 @@ from torch import nn
 
 from imaging.colour import cv2_gray_float32
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear
+from imaging.tensors import in_model_format
 
 AlphaUpsampler = Literal["realesrgan", "linear"]
 ALPHA_UPSAMPLERS: tuple[str, ...] = ("realesrgan", "linear")
@@ -102,15 +103,18 @@ def forward_passes(height: int, width: int, channels: int, net_scale: int,
 
 
 class _Counter:
-    """Reports each forward pass to the caller's progress callback."""
+    """Reports each forward pass to the caller's progress callback, and asks the caller's `check`
+    whether to go on (it raises to stop the work between forwards)."""
 
-    def __init__(self, total: int, progress: Progress | None):
-        self.done, self.total, self.progress = 0, total, progress
+    def __init__(self, total: int, progress: Progress | None, check: Callable[[], None] | None = None):
+        self.done, self.total, self.progress, self.check = 0, total, progress, check
 
     def step(self) -> None:
         self.done += 1
         if self.progress is not None:
             self.progress(self.done, self.total)
+        if self.check is not None:
+            self.check()
 
 
 def _pad(x: torch.Tensor, net_scale: int, pre_pad: int) -> torch.Tensor:
@@ -134,9 +138,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     param = next(model.parameters())
     if param.device.type == "cuda":
         x = x.contiguous().pin_memory()
-    x = x.to(param.device, param.dtype, non_blocking=True)
-    if param.device.type == "cuda":
-        x = x.contiguous(memory_format=torch.channels_last)
+    x = in_model_format(x.to(param.device, param.dtype, non_blocking=True), model)
     return model(x).float().cpu()
 
 
@@ -201,19 +203,19 @@ def quantise(x: torch.Tensor, max_range: int) -> torch.Tensor:
 
 
 def upscale(model: nn.Module, image: np.ndarray, net_scale: int, params: UpscaleParams = UpscaleParams(),
-            progress: Progress | None = None) -> np.ndarray:
+            progress: Progress | None = None, check: Callable[[], None] | None = None) -> np.ndarray:
     """RealESRGANer.enhance(image, outscale, alpha_upsampler) with RealESRGANer(tile, tile_pad, pre_pad).
 
     `image`: HxW grey, HxWx3 RGB or HxWx4 RGBA, uint8 or uint16 (as the original decides by value: a
     maximum above 256 means 16-bit, otherwise the values are taken as 8-bit and the result is uint8).
     Returns the same layout, uint8 or uint16, of `output_size(H, W, net_scale, params)`. `progress`
-    is called after each network forward with (done, total).
+    is called after each network forward with (done, total), then `check`, which raises to stop.
     """
     height, width = image.shape[:2]
     final_size = output_size(height, width, net_scale, params)
     rgb, alpha, max_range = _planes(image)
     channels = 1 if image.ndim == 2 else image.shape[2]
-    counter = _Counter(forward_passes(height, width, channels, net_scale, params), progress)
+    counter = _Counter(forward_passes(height, width, channels, net_scale, params), progress, check)
     run = lambda planes: upscale_float(model, planes[None], net_scale, params.tile, params.tile_pad,
                                        params.pre_pad, counter)[0].clamp_(0, 1)
     with torch.inference_mode():

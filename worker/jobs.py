@@ -4,12 +4,17 @@ Several jobs are in flight at once (MAX_CONCURRENCY): their storage, decoding an
 threads while the device lane runs the networks, and the lane batches images of different jobs
 that need the same forward. An S3 notification's records are jobs of their own on the same path.
 A failure of one job (or record) is that one's answer only.
+
+A job past JOB_TIMEOUT_S is answered at its deadline, but its slot is given back only when the stage
+it was running has returned (a stopped job starts no other), so the work running at once never
+exceeds MAX_CONCURRENCY jobs' worth, however slow a stage.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import traceback
+from typing import Callable
 
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
@@ -43,6 +48,8 @@ class Worker:
             lane=DeviceLane(settings.batch_size, settings.batch_wait_ms / 1000),
         )
         self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+        self._releasing: set[asyncio.Task] = set()  # timed-out jobs whose slot waits for their last stage
+        self.observe: Callable[[JobRun], None] | None = None  # sees every finished run (tests, benchmarks)
 
     @property
     def settings(self) -> config.Settings:
@@ -54,6 +61,10 @@ class Worker:
         if self._slots is None or self._slots[0] is not loop:
             self._slots = (loop, asyncio.Semaphore(self.settings.max_concurrency))
         return self._slots[1]
+
+    def close(self) -> None:
+        """Stop the device lane (work still waiting on it fails); the worker serves no more jobs."""
+        self.services.lane.close()
 
     # -- entry points ----------------------------------------------------------------------------
     async def run(self, raw_input, request_id: str | None = None, runpod_job: dict | None = None) -> dict:
@@ -91,17 +102,41 @@ class Worker:
     # -- one job ---------------------------------------------------------------------------------
     async def _run_job(self, job: Job, request_id: str | None, runpod_job: dict | None) -> dict:
         run = JobRun(job, self.services, request_id, runpod_job)
-        async with self.slots():
-            task = asyncio.ensure_future(self._answer(run))
+        slots = self.slots()
+        await slots.acquire()
+        task = asyncio.ensure_future(self._answer(run))
+        try:
             done, _ = await asyncio.wait({task}, timeout=self.settings.job_timeout_s)
-            if task in done:
-                return task.result()
-            if run.committing:  # the output is being written: let the job finish and answer
-                return await task
-            run.timed_out = True
+        except BaseException:  # the caller gave up on this job (its event loop is shutting down)
             task.cancel()
+            slots.release()
+            raise
+        if task not in done and not run.committing:
+            run.stop()
+            task.cancel()
+            releasing = asyncio.ensure_future(self._release_when_settled(run, task, slots))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._releasing.discard)
             log.warn(f"id={job.id}: {run.timeout_message()}", request_id)
             return failure(JobTimeout(run.timeout_message())).answer
+        try:  # done, or the output is being written: let the job finish and answer
+            return await task
+        finally:
+            slots.release()
+            self._observe(run)
+
+    async def _release_when_settled(self, run: JobRun, task: asyncio.Task, slots: asyncio.Semaphore) -> None:
+        """The slot of a timed-out job, given back once its coroutine and the stage it had running end."""
+        try:
+            await asyncio.wait({task})
+            await run.settled()
+        finally:
+            slots.release()
+            self._observe(run)
+
+    def _observe(self, run: JobRun) -> None:
+        if self.observe is not None:
+            self.observe(run)
 
     async def _answer(self, run: JobRun) -> dict:
         try:

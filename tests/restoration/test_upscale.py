@@ -74,6 +74,46 @@ def test_tiles_go_to_the_network_one_at_a_time_and_no_larger_than_tile_plus_pad(
     assert calls == [(i, 9) for i in range(1, 10)]
 
 
+class Stop(Exception):
+    pass
+
+
+def test_a_check_that_raises_stops_the_tiles_at_the_next_boundary():
+    """The caller's check runs after each forward: when it raises, no further tile goes through."""
+    model = Recorder(small_net(4))
+    checks = []
+
+    def check():
+        checks.append(len(model.shapes))
+        if len(checks) == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        upscale(model, textured((45, 38, 3)), 4, UpscaleParams(tile=16, tile_pad=5, pre_pad=3, outscale=None),
+                check=check)
+    assert checks == [1, 2] and len(model.shapes) == 2  # of the 9 tiles
+
+
+def test_channels_last_inputs_follow_the_network():
+    """A tile goes in the memory format of the network's weights (the model cache's CHANNELS_LAST /
+    CPU_CHANNELS_LAST decision), never converted against it."""
+    formats = []
+
+    class Format(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            formats.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+            return self.net(x)
+
+    image = textured((20, 18, 3))
+    upscale(Format(small_net(4)), image, 4, UpscaleParams(outscale=None))
+    upscale(Format(small_net(4).to(memory_format=torch.channels_last)), image, 4, UpscaleParams(outscale=None))
+    assert formats == [False, True]
+
+
 def test_tiled_output_is_the_tiles_cropped_into_place():
     """Each output tile is the network's output on the tile with its (clamped) context, cropped."""
     net = small_net(4)

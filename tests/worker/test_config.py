@@ -4,11 +4,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
+from imaging.segment import predict_mattes
 from models import registry
-from tests.conftest import REPO
+from tests.conftest import REPO, SHARED
 from worker import config
 from worker.cache import ModelCache
 
@@ -38,6 +40,20 @@ def test_memory_format_policy_per_device(device, env, expected):
     """CHANNELS_LAST governs CUDA, CPU_CHANNELS_LAST the CPU (the default: u2net's family only)."""
     cache = ModelCache(config.load({**env, "DEVICE": device}), log=lambda _: None)
     assert {name: cache.uses_channels_last(registry.get_spec(name)) for name in expected} == expected
+
+
+@pytest.mark.parametrize("setting,channels_last", [("u2net", True), ("none", False)])
+def test_the_network_input_follows_the_memory_format_setting(setting, channels_last):
+    """The setting decides the input's memory format too, not only the weights' (on CUDA,
+    CHANNELS_LAST=0 once left inputs in channels_last): here on the CPU, through CPU_CHANNELS_LAST."""
+    spec = registry.get_spec("u2netp")
+    settings = config.load({"CPU_CHANNELS_LAST": setting, "DEVICE": "cpu", "WEIGHTS_DIR": str(SHARED / "weights")})
+    model = ModelCache(settings, log=lambda _: None).get(spec)
+    seen = []
+    model.register_forward_pre_hook(lambda module, args: seen.append(
+        args[0].is_contiguous(memory_format=torch.channels_last) and not args[0].is_contiguous()))
+    predict_mattes(model, spec, [np.zeros((40, 60, 3), np.uint8)], batch_size=1)
+    assert seen == [channels_last]
 
 
 def test_cpu_threads_setting_is_applied():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import threading
 import time
 from dataclasses import replace
 
@@ -153,3 +154,54 @@ def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucke
     assert worker.services.models.loads == 3
     run_all(worker, [{"id": "b", **small}])
     assert worker.services.models.loads == 3  # nothing reloaded
+
+
+class GatedBucket(LocalStorage):
+    """A bucket whose read of ogs/a waits for the test's gate; it marks when any other read begins."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.gate, self.other_read = threading.Event(), threading.Event()
+
+    def get(self, key, max_bytes=None):
+        if key == "ogs/a":
+            assert self.gate.wait(60)
+        else:
+            self.other_read.set()
+        return super().get(key, max_bytes)
+
+
+def test_a_timed_out_job_holds_its_slot_until_its_running_stage_returns_and_starts_no_other(bucket):
+    """MAX_CONCURRENCY 1: job a's read hangs past the deadline. a is answered at the deadline, but b
+    starts only once a's read has returned, and a runs no stage after it (nothing decoded, written)."""
+    storage = GatedBucket(bucket)
+    worker = Worker(settings_for(bucket, max_concurrency=1), storage=storage)
+    assert run_all(worker, [{"id": "c", "task": "mask"}])[0]["key"] == "img/c/mask.png"  # the network loaded
+    storage.other_read.clear()
+    worker.services.settings = replace(worker.settings, job_timeout_s=8.0)  # ample for b on a loaded machine
+    runs = {}
+    worker.observe = lambda run: runs.setdefault(run.job.id, run)
+
+    async def main():
+        a = asyncio.ensure_future(worker.run({"id": "a"}))
+        await asyncio.sleep(0)  # a takes the one slot
+        b = asyncio.ensure_future(worker.run({"id": "b", "task": "mask"}))
+        timed_out = await a
+        b_started_early = await asyncio.to_thread(storage.other_read.wait, 1.0)
+        storage.gate.set()
+        return timed_out, b_started_early, await b
+
+    timed_out, b_started_early, answer_b = asyncio.run(main())
+    assert timed_out["error"].startswith("job timed out")
+    assert not b_started_early
+    assert answer_b["key"] == "img/b/mask.png"
+    assert [s.stage for s in runs["a"].stages] == ["get"]
+    assert outputs(bucket) == ["img/b/mask.png", "img/c/mask.png"]
+
+
+def test_close_stops_the_lane_and_later_jobs_fail_clearly(bucket):
+    worker = Worker(settings_for(bucket))
+    assert run_all(worker, [{"id": "a", "task": "mask"}])[0]["key"] == "img/a/mask.png"
+    worker.close()
+    answer = run_all(worker, [{"id": "b", "task": "mask"}])[0]
+    assert "error" in answer and outputs(bucket) == ["img/a/mask.png"]

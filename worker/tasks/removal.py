@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,12 +54,15 @@ def _segment_batch(services: Services, spec: ModelSpec, dtype: torch.dtype, size
     member's timings get the load time, its share of the forward and the batch size."""
 
     def run_batch(items: list[_Segmentation]) -> list[torch.Tensor]:
-        start = time.perf_counter()
-        model = services.models.get(spec, dtype)
-        loaded = time.perf_counter()
-        mattes = predict_mattes(model, spec, [i.rgb for i in items], services.settings.batch_size, size)
-        synchronize(services.device.device)
-        done = time.perf_counter()
+        with ExitStack() as members:  # each member's job counts the forward as its running work
+            for item in items:
+                members.enter_context(item.run.running())
+            start = time.perf_counter()
+            model = services.models.get(spec, dtype)
+            loaded = time.perf_counter()
+            mattes = predict_mattes(model, spec, [i.rgb for i in items], services.settings.batch_size, size)
+            synchronize(services.device.device)
+            done = time.perf_counter()
         for item in items:
             timings = item.run.timings
             timings["load_model"] = max(timings.get("load_model", 0.0), round((loaded - start) * 1000, 1))
@@ -82,7 +86,10 @@ def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
 
 
 def _restore_frames(run: JobRun, frames: list[DecodedImage]) -> tuple[list[DecodedImage], int]:
-    restored = [restore_faces(run, frame) for frame in frames]
+    restored = []
+    for frame in frames:
+        run.check()  # a job past its deadline restores no more frames
+        restored.append(restore_faces(run, frame))
     return [frame for frame, _ in restored], sum(found for _, found in restored)
 
 
@@ -145,6 +152,7 @@ def _finish(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor],
     if plan.post != "none":
         run.progress(f"refining the matte ({plan.post})")
     for frame, matte in zip(frames, mattes):
+        run.check()
         rgb = rgb_tensor(frame, device)
         alpha = keep_own_alpha(post_process(run.services.models, rgb, full_size_alpha(matte, frame), plan), frame)
         colours.append(rgb)

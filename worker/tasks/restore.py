@@ -38,7 +38,7 @@ def _background_upsampler(run: JobRun):
         pixels = image.permute(1, 2, 0).cpu().numpy()
         params = UpscaleParams(tile=BG_UPSAMPLER_TILE, outscale=scale)
         out = upscale(model, pixels, spec.extra["scale"], params,
-                      progress=lambda done, total: run.progress(f"background tile {done}/{total}"))
+                      progress=lambda done, total: run.progress(f"background tile {done}/{total}"), check=run.check)
         return torch.from_numpy(out).to(image.device).permute(2, 0, 1)
 
     return enlarge
@@ -90,9 +90,9 @@ async def run(run: JobRun) -> dict:
     data = await fetch(run, f"ogs/{run.job.id}")
     check_output_pixels(data, run, job.params.upscale)
     image = await run.io("decode", decode, data, run.services.settings.max_image_pixels)
-    result = await run.on_device("restore", restore_on_device, run, rgb_tensor(image, run.services.device.device),
-                                 spec.name, job.params, job.bg_upsampler, job.noise_seed)
-    pixels = _with_alpha(result.image, image.alpha, options.output.format)
+    result = await run.on_device("restore", lambda: restore_on_device(
+        run, rgb_tensor(image, run.services.device.device), spec.name, job.params, job.bg_upsampler, job.noise_seed))
+    pixels = await run.io("to_host", _with_alpha, result.image, image.alpha, options.output.format)
     encoded = await run.io("encode", encode_image, pixels, options.output, run.services.settings.png)
     key = await write(run, encoded)
     height, width = pixels.shape[:2]

@@ -64,11 +64,11 @@ async def run(run: JobRun) -> dict:
     if params.tile != job.params.tile:
         run.info(f"tile 0 would not fit in device memory: tiles of {params.tile}")
     model = await run.on_device("load_model", load, run, spec)
-    pixels = _pixels(image)
+    pixels = await run.io("pixels", _pixels, image)
     if options.output.format == "jpg":
         pixels = image.rgb  # a jpg has no transparency
     out = await run.on_device("upscale", upscale, model, pixels, net_scale, params,
-                              lambda done, total: run.progress(f"forward {done}/{total}"))
+                              lambda done, total: run.progress(f"forward {done}/{total}"), run.check)
     encoded = await run.io("encode", encode_image, out, options.output, run.services.settings.png)
     key = await write(run, encoded)
     out_h, out_w = output_size(height, width, net_scale, params)
