@@ -3,7 +3,7 @@ server on 127.0.0.1), in one worker, as runpod would hand them over.
 
     PYTHONPATH=. python benchmarks/bench_queue.py [--model u2netp] [--jobs 24] [--concurrency 8]
                                                   [--megapixels 1 4 12] [--device cuda] [--oracle]
-                                                  [--simulate-forward-ms 8] [--png-compress-level N]
+                                                  [--simulate-forward-ms 8] [--png-writer compact|fast]
 
 Each size is a run of its own (one warm-up job first): images/s, p50/p95 latency, the batch sizes
 the device lane formed, the fraction of the wall time the lane was busy, and the host CPU per image
