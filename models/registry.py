@@ -102,7 +102,7 @@ def require_all(specs: list[ModelSpec], weights_dir: Path) -> None:
     """find_weights for each spec; the one WeightsNotFound, or SeveralWeightsNotFound naming every
     missing file, so that a caller fetches them all in one go."""
     missing = []
-    for spec in dict.fromkeys(specs):
+    for spec in {spec.name: spec for spec in specs}.values():
         try:
             find_weights(spec, weights_dir)
         except WeightsNotFound as exc:
