@@ -8,11 +8,11 @@ repo's pinned version). Its alpha (`pha`) goes through the same conversion.
 
 Two things the scripts do not do: they require H and W to be multiples of 4 (the model asserts); here
 both pictures are padded on the right and bottom by replicating their last row/column (the same in the
-image and the plate, so the padding looks like background) and the outputs are cropped back. The same
-padding brings an image too small for the coarse pass (a side under 1 / backbone_scale) up to a size
-that has one. And the
-preset: HD (backbone_scale 0.25, 80,000 refined pixels) or 4K (0.125, 320,000), as the authors
-recommend (doc/model_usage.md), chosen by the image's size unless the caller names one.
+image and the plate, so the padding looks like background) and the outputs are cropped back; the same
+padding brings an image too small for the coarse pass (a side under 1 / backbone_scale, where the
+original fails) up to a size that has one. And the preset: HD (backbone_scale 0.25, 80,000 refined
+pixels) or 4K (0.125, 320,000), as the authors recommend (doc/model_usage.md), chosen by the image's
+size unless the caller names one.
 """
 from __future__ import annotations
 
