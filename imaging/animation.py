@@ -86,6 +86,22 @@ def _frame(image: Image.Image, source_format: str) -> DecodedImage:
     return DecodedImage(rgb, alpha, source_format)
 
 
+def _frames_of(image: Image.Image) -> tuple[int, int]:
+    """(index of the first frame, number of frames) of an opened image, from its header: an APNG's
+    default image is not a frame; a container that is not an animation has one."""
+    if image.format not in ANIMATED_FORMATS:
+        return 0, 1
+    first = 1 if image.info.get("default_image") else 0
+    return first, getattr(image, "n_frames", 1) - first
+
+
+def frame_count(data: bytes, max_pixels: int) -> int:
+    """How many frames `decode_animation` gives for `data` (1 for a still), from the header alone: a
+    job can refuse an animation it cannot write before anything is decoded."""
+    with decoding_errors():
+        return _frames_of(open_image(data, max_pixels))[1]
+
+
 def decode_animation(data: bytes, max_pixels: int, limits: AnimationLimits = AnimationLimits(),
                      first_frame_only: bool = False) -> DecodedAnimation:
     """Every displayed frame of an animated GIF/WebP/PNG, with durations and loop count.
@@ -96,9 +112,8 @@ def decode_animation(data: bytes, max_pixels: int, limits: AnimationLimits = Ani
     with decoding_errors():
         image = open_image(data, max_pixels)
         source_format = image.format or "unknown"
-        first = 1 if image.info.get("default_image") else 0  # an APNG's default image is not a frame
-        count = getattr(image, "n_frames", 1) - first
-        if first_frame_only or count <= 1 or source_format not in ANIMATED_FORMATS:
+        first, count = _frames_of(image)
+        if first_frame_only or count <= 1:
             image.seek(0)  # what viewers without animation show, and what decode() gives
             return DecodedAnimation([_frame(image, source_format)], [0], 0, source_format)
         _check_limits(*image.size, count, limits)

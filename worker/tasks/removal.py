@@ -12,7 +12,7 @@ import torch
 
 from carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks, post_process
 from carvekit.params import CARVEKIT, ChainParams
-from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation
+from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
 from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
 from imaging.encode import check_frame_count, encode_frames
@@ -78,8 +78,11 @@ def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
         image = decode_jpeg_on(data, settings.max_image_pixels, device)
         if image is not None:
             return DecodedAnimation([image], [0], 0, image.source_format)
+    first_only = output.frames == "first"
+    if not first_only:  # refused from the header, before anything is decoded or run
+        check_frame_count(frame_count(data, settings.max_image_pixels), output)
     limits = AnimationLimits(max_frames=settings.max_frames, max_total_pixels=settings.max_total_pixels)
-    return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=output.frames == "first")
+    return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=first_only)
 
 
 def _networks(options: Options, spec: ModelSpec) -> list[ModelSpec]:
@@ -115,7 +118,6 @@ async def run(run: JobRun) -> dict:
         animation = await run.io("decode", _decode, run, data)
         del data
         frames = animation.frames
-        check_frame_count(len(frames), options.output)  # before any network runs on them
         if options.restore_faces:
             frames, extra["faces_restored"] = await run.on_device("restore_faces", _restore_frames, run, frames)
         if options.pre != "none":  # one plan for every frame: one network runs the whole animation
