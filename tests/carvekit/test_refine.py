@@ -114,7 +114,8 @@ def test_local_predictions_replace_the_global_one_inside_their_margins():
 def test_mask_size_must_leave_a_crop_stride():
     """refine_mask_size 64 passes the schema (64..4096) but leaves no step between local crops: refused
     naming the knob, by the refinement and by the plan check that runs before any work."""
-    message = r"^refine_mask_size: 65 leaves no step between CascadePSP's local crops \(size // 2 - 32\); use at least 66$"
+    message = (r"^refine_mask_size: 65 leaves no step between CascadePSP's local crops \(size // 2 - 32\); "
+               r"use at least 66$")
     with pytest.raises(CallerValueError, match=message):
         process_high_res(EchoRefiner(), torch.zeros(1, 3, 50, 50), torch.zeros(1, 1, 50, 50), mask_size=65)
     with pytest.raises(CallerValueError, match="^refine_mask_size: 64 "):
