@@ -35,7 +35,7 @@ from carvekit.auto_select import (
 )
 from carvekit.fba_matting import fba_alpha
 from carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
-from carvekit.refine import refine
+from carvekit.refine import check_refine_params, refine
 from carvekit.trimap import make_trimap
 from imaging.preprocess import network_batch
 from models import registry
@@ -97,6 +97,27 @@ def plan_networks(pre: str, model: str, knobs: dict) -> tuple[str, ...]:
     helpers = ("scene_classifier",) if pre == "autoscene" else ("scene_classifier", "yolov4")
     choices = set(AUTOSCENE_NETS.values()) if pre == "autoscene" else set(AUTO_PARAMS)
     return (*helpers, *sorted(choices))
+
+
+def check_plan(params: ChainParams) -> None:
+    """A plan's knobs that the chain cannot run with, refused naming the knob before any work."""
+    check_refine_params(params)
+
+
+POST_NETWORKS: dict[str, tuple[str, ...]] = {"none": (), "fba": (MATTER,), "cascade_fba": (REFINER, MATTER)}
+
+
+def post_networks(pre: str, model: str, knobs: dict) -> tuple[str, ...]:
+    """The registry names of the networks a job's post step may run, known before its image is: the
+    plan's own for pre = none (or a post the job names); for the automatic modes every post their
+    rules can choose."""
+    if pre == "none" or knobs.get("post"):
+        posts: tuple[str, ...] = (manual_plan(model, knobs).post,)
+    elif pre == "autoscene":
+        posts = (configured(model, knobs).post,)
+    else:
+        posts = tuple(params["post"] for params in AUTO_PARAMS.values())
+    return tuple(dict.fromkeys(name for post in posts for name in POST_NETWORKS[post]))
 
 
 def plans(networks: Networks, images: list[np.ndarray], pre: str, model: str, knobs: dict) -> list[ChainParams]:

@@ -27,7 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from carvekit.params import DEFAULTS
+from carvekit.params import DEFAULTS, ChainParams
+from imaging.errors import CallerValueError
 from imaging.resample import pil_resize, pil_thumbnail
 from imaging.tensors import constant
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
@@ -66,6 +67,17 @@ def padded_forward(
     out = model(im, seg, inter_s8)
     crop = (..., slice(0, height), slice(0, width))
     return torch.sigmoid(out["out_224"][crop]), torch.sigmoid(out["out_56_2"][crop])
+
+
+def crop_stride(mask_size: int) -> int:
+    """carvekit's step between local crops, mask_size // 2 - 2 * CROP_MARGIN; a size that leaves none
+    is the caller's refine_mask_size (the original divides by the step)."""
+    step = mask_size // 2 - 2 * CROP_MARGIN
+    if step <= 0:
+        raise CallerValueError("refine_mask_size", f"{mask_size} leaves no step between CascadePSP's local crops "
+                                                   f"(size // 2 - {2 * CROP_MARGIN}); use at least "
+                                                   f"{2 * (2 * CROP_MARGIN + 1)}")
+    return step
 
 
 def _crop_starts(length: int, size: int, step: int) -> list[int]:
@@ -109,9 +121,7 @@ def process_high_res(model: nn.Module, im: torch.Tensor, seg: torch.Tensor, mask
 
     combined = torch.zeros_like(seg)
     weight = torch.zeros_like(seg)
-    step = mask_size // 2 - 2 * CROP_MARGIN
-    if step <= 0:
-        raise ValueError(f"mask_size {mask_size} leaves no crop stride (mask_size // 2 - 32 <= 0); use at least 66")
+    step = crop_stride(mask_size)
     # x outer, y inner, as carvekit; the order fixes the summation order of overlapping crops.
     crops = list(dict.fromkeys((y0, x0) for x0 in _crop_starts(width, mask_size, step)
                                for y0 in _crop_starts(height, mask_size, step)))
@@ -159,6 +169,12 @@ def network_inputs(
         mask = (mask > mask_threshold).to(torch.uint8) * 255
     seg = (mask.float() / 255 - 0.5) / 0.5
     return im[None], seg[None]
+
+
+def check_refine_params(params: ChainParams) -> None:
+    """CallerValueError now, before any work, for a refine_mask_size the chain's refinement cannot run at."""
+    if params.post == "cascade_fba" and not params.refine_global_only:
+        crop_stride(params.refine_mask_size)
 
 
 def refine(

@@ -12,6 +12,9 @@ Timing and looping, made uniform across the three containers:
   so GIF n > 0 plays n + 1 times; a GIF without the extension plays once.
 An APNG whose default image is not part of the animation has that image skipped.
 
+Other multi-image containers are not animations: the pages of a TIFF (which may differ in size), an
+MPO's second view, an ICO's sizes. Those give their first image, as a still, exactly as `decode` does.
+
 Limits are checked from the header, before any frame is decoded: the canvas against the still-image
 pixel limit, the frame count, and frames x canvas pixels (every decoded frame is the full canvas).
 """
@@ -32,6 +35,9 @@ from imaging.decode import (
 
 class AnimationTooLarge(ImageTooLarge):
     """More frames, or more pixels over all frames, than the configured limits."""
+
+
+ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")  # Pillow's names; PNG: an APNG
 
 
 @dataclass(frozen=True)
@@ -80,17 +86,33 @@ def _frame(image: Image.Image, source_format: str) -> DecodedImage:
     return DecodedImage(rgb, alpha, source_format)
 
 
+def _frames_of(image: Image.Image) -> tuple[int, int]:
+    """(index of the first frame, number of frames) of an opened image, from its header: an APNG's
+    default image is not a frame; a container that is not an animation has one."""
+    if image.format not in ANIMATED_FORMATS:
+        return 0, 1
+    first = 1 if image.info.get("default_image") else 0
+    return first, getattr(image, "n_frames", 1) - first
+
+
+def frame_count(data: bytes, max_pixels: int) -> int:
+    """How many frames `decode_animation` gives for `data` (1 for a still), from the header alone: a
+    job can refuse an animation it cannot write before anything is decoded."""
+    with decoding_errors():
+        return _frames_of(open_image(data, max_pixels))[1]
+
+
 def decode_animation(data: bytes, max_pixels: int, limits: AnimationLimits = AnimationLimits(),
                      first_frame_only: bool = False) -> DecodedAnimation:
     """Every displayed frame of an animated GIF/WebP/PNG, with durations and loop count.
 
-    A still image, or `first_frame_only`, gives one frame (exactly what imaging.decode.decode gives).
+    A still image, a container that is not an animation (a multi-page TIFF), or `first_frame_only`
+    gives one frame (exactly what imaging.decode.decode gives).
     """
     with decoding_errors():
         image = open_image(data, max_pixels)
         source_format = image.format or "unknown"
-        first = 1 if image.info.get("default_image") else 0  # an APNG's default image is not a frame
-        count = getattr(image, "n_frames", 1) - first
+        first, count = _frames_of(image)
         if first_frame_only or count <= 1:
             image.seek(0)  # what viewers without animation show, and what decode() gives
             return DecodedAnimation([_frame(image, source_format)], [0], 0, source_format)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
+from imaging.errors import CallerValueError
 from imaging.options import JPEG_QUALITY, OutputOptions
 from imaging.png import COLOUR_TYPES, PngSettings, write_png
 
@@ -74,8 +75,16 @@ def _webp_args(options: OutputOptions) -> dict:
 
 def _refuse_transparent_jpeg(pixels: np.ndarray) -> None:
     if pixels.ndim == 3 and pixels.shape[2] == 4:
-        raise ValueError("format: 'jpg' has no transparency; composite onto an opaque bg_color (#RRGGBB) "
-                         "or use png or webp")
+        raise CallerValueError("format", "'jpg' has no transparency; composite onto an opaque bg_color (#RRGGBB) "
+                               "or use png or webp")
+
+
+def check_frame_count(frames: int, options: OutputOptions) -> None:
+    """Refuse a format that cannot hold this many frames (a jpg is one picture): callable as soon as
+    the input's frames are counted, before any network runs on them."""
+    if frames > 1 and options.format == "jpg":
+        raise CallerValueError("format", f"'jpg' cannot hold an animation (the input has {frames} frames); "
+                               f"use png (APNG), webp or gif, or frames='first'")
 
 
 def _gif_frame(pixels: np.ndarray) -> Image.Image:
@@ -125,9 +134,7 @@ def encode_animation(frames: list[np.ndarray], durations: list[int], loop: int, 
     `durations` in milliseconds per frame, `loop` the number of plays (0 = forever).
     """
     fmt = options.format
-    if fmt == "jpg":
-        raise ValueError("format: 'jpg' cannot hold an animation; use png (APNG), webp or gif, "
-                         "or frames='first'")
+    check_frame_count(len(frames), options)
     if len(frames) != len(durations):
         raise ValueError(f"{len(frames)} frames but {len(durations)} durations")
     if fmt == "gif":

@@ -8,12 +8,15 @@ repo's pinned version). Its alpha (`pha`) goes through the same conversion.
 
 Two things the scripts do not do: they require H and W to be multiples of 4 (the model asserts); here
 both pictures are padded on the right and bottom by replicating their last row/column (the same in the
-image and the plate, so the padding looks like background) and the outputs are cropped back. And the
-preset: HD (backbone_scale 0.25, 80,000 refined pixels) or 4K (0.125, 320,000), as the authors
-recommend (doc/model_usage.md), chosen by the image's size unless the caller names one.
+image and the plate, so the padding looks like background) and the outputs are cropped back; the same
+padding brings an image too small for the coarse pass (a side under 1 / backbone_scale, where the
+original fails) up to a size that has one. And the preset: HD (backbone_scale 0.25, 80,000 refined
+pixels) or 4K (0.125, 320,000), as the authors recommend (doc/model_usage.md), chosen by the image's
+size unless the caller names one.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -95,10 +98,21 @@ def refine_params(params: MatteParams, height: int, width: int) -> tuple[str, Re
     )
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = PATCH) -> torch.Tensor:
-    """[B,C,H,W] float, replicated on the right and bottom up to multiples of `multiple`."""
+def coarse_min_side(backbone_scale: float) -> int:
+    """The shortest side whose coarse pass (floor(side * backbone_scale), as the model computes it)
+    keeps at least one pixel: a shorter image has nothing for the backbone (the original fails)."""
+    side = math.ceil(1 / backbone_scale)
+    while math.floor(side * backbone_scale) < 1:
+        side += 1
+    return side
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = PATCH, min_side: int = 1) -> torch.Tensor:
+    """[B,C,H,W] float, replicated on the right and bottom up to multiples of `multiple`, and to at
+    least `min_side` (a tiny image is matted as if its last row and column went on; cropped back after)."""
     height, width = x.shape[2:]
-    pad_h, pad_w = -height % multiple, -width % multiple
+    pad_h, pad_w = (max(side, min_side) - side for side in (height, width))
+    pad_h, pad_w = pad_h + -(height + pad_h) % multiple, pad_w + -(width + pad_w) % multiple
     return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate") if pad_h or pad_w else x
 
 
@@ -134,7 +148,8 @@ def predict(model: nn.Module, image: np.ndarray, plate: np.ndarray,
     """(pha [1,1,H,W], fgr [1,3,H,W]) on the model's device for HxWx3 uint8 image and plate."""
     param = next(model.parameters())
     height, width = image.shape[:2]
-    src, bgr = (pad_to_multiple(image_tensor(p, param.device, param.dtype)) for p in (image, plate))
+    min_side = coarse_min_side(refine.backbone_scale)
+    src, bgr = (pad_to_multiple(image_tensor(p, param.device, param.dtype), PATCH, min_side) for p in (image, plate))
     src, bgr = in_model_format(src, model), in_model_format(bgr, model)
     with torch.inference_mode():
         out = model(src, bgr, refine)

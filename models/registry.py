@@ -26,6 +26,14 @@ FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet", "yolo
 _SPECS: dict[str, ModelSpec] = {}
 
 
+def _gated_note(spec: ModelSpec) -> str:
+    download = spec.weights.download
+    if not (isinstance(download, Download) and download.gated):
+        return ""
+    return (f" ({spec.name} is a gated repo: accept its licence, {spec.licence or 'see its page'}, on "
+            f"huggingface.co/{download.repo} and set HF_TOKEN)")
+
+
 class WeightsNotFound(FileNotFoundError):
     """The weight file of a registered model is not on local disk."""
 
@@ -33,14 +41,25 @@ class WeightsNotFound(FileNotFoundError):
         self.spec = spec
         self.searched = searched
         where = ", ".join(str(p) for p in searched)
-        download = spec.weights.download
-        gated = (f" (a gated repo: accept its licence, {spec.licence or 'see its page'}, on huggingface.co/"
-                 f"{download.repo} and set HF_TOKEN)") if isinstance(download, Download) and download.gated else ""
         others = f"; {spec.role} models whose weights are here: {', '.join(present)}" if present else ""
         super().__init__(
             f"weights for model '{spec.name}' are missing: {spec.weights.filename} not found "
-            f"(looked in {where}); fetch them with: {FETCH_COMMAND.format(name=spec.name)}{gated}{others}"
+            f"(looked in {where}); fetch them with: {FETCH_COMMAND.format(name=spec.name)}{_gated_note(spec)}{others}"
         )
+
+
+class SeveralWeightsNotFound(WeightsNotFound):
+    """The weight files of several models one job needs are missing: every one named at once."""
+
+    def __init__(self, missing: list[WeightsNotFound]):
+        self.missing = missing
+        self.spec, self.searched = missing[0].spec, missing[0].searched
+        files = ", ".join(f"'{m.spec.name}' ({m.spec.weights.filename})" for m in missing)
+        folders = ", ".join(dict.fromkeys(str(m.searched[0].parent) for m in missing))
+        names = " ".join(m.spec.name for m in missing)
+        FileNotFoundError.__init__(
+            self, f"weights for {len(missing)} models this job needs are missing: {files} (looked in {folders}); "
+                  f"fetch them with: {FETCH_COMMAND.format(name=names)}{''.join(_gated_note(m.spec) for m in missing)}")
 
 
 class CheckpointMismatch(RuntimeError):
@@ -78,6 +97,21 @@ def find_weights(spec: ModelSpec, weights_dir: Path) -> Path:
             return Path(cached)
         searched.append(Path(f"hf-cache:{download.repo}/{download.filename}"))
     raise WeightsNotFound(spec, searched, present(spec.role, weights_dir))
+
+
+def require_all(specs: list[ModelSpec], weights_dir: Path) -> None:
+    """find_weights for each spec; the one WeightsNotFound, or SeveralWeightsNotFound naming every
+    missing file, so that a caller fetches them all in one go."""
+    missing = []
+    for spec in {spec.name: spec for spec in specs}.values():
+        try:
+            find_weights(spec, weights_dir)
+        except WeightsNotFound as exc:
+            missing.append(exc)
+    if len(missing) == 1:
+        raise missing[0]
+    if missing:
+        raise SeveralWeightsNotFound(missing)
 
 
 def present(role: str, weights_dir: Path) -> list[str]:

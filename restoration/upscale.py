@@ -3,7 +3,8 @@ realesrgan/utils.py), reproduced step for step, in RGB(A) order.
 
   1. x / max_range (255, or 65535 when the image's maximum exceeds 256), float32.
   2. pre_pad: reflect-pad right and bottom only; mod pad (x2 nets: to even sizes, x1: to multiples
-     of 4), reflect, right and bottom.
+     of 4), reflect, right and bottom. (Where a pad is not smaller than the image, which fails in
+     the original, the reflection is repeated, or the pixel replicated: see `_reflect_pad`.)
   3. The network on the whole padded image (tile 0), or tile by tile: tiles of `tile` pixels over
      the padded image, each grown by `tile_pad` context clamped to the image (edge tiles get less,
      never padding), one forward each, the output cropped back into a canvas of the padded size.
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from imaging.colour import cv2_gray_float32
+from imaging.errors import CallerValueError
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear
 from imaging.tensors import in_model_format
 
@@ -117,20 +119,43 @@ class _Counter:
             self.check()
 
 
+def _reflect_pad(x: torch.Tensor, pad_h: int, pad_w: int) -> torch.Tensor:
+    """F.pad's reflect at the right and bottom, for pads of any size. One F.pad where it can (the
+    original's only case: a pad smaller than the side); a wider pad reflects the padded image again
+    until it is done (numpy's "reflect" for wide pads), and a side of one pixel, which has nothing to
+    mirror, is replicated. The padding is cut off the output: it only gives the border context."""
+    height, width = x.shape[-2:]
+    single_h, single_w = (pad_h if height == 1 else 0), (pad_w if width == 1 else 0)
+    if single_h or single_w:
+        x = F.pad(x, (0, single_w, 0, single_h), mode="replicate")
+        pad_h, pad_w = pad_h - single_h, pad_w - single_w
+    while pad_h or pad_w:
+        step_h, step_w = min(pad_h, x.shape[-2] - 1), min(pad_w, x.shape[-1] - 1)
+        x = F.pad(x, (0, step_w, 0, step_h), mode="reflect")
+        pad_h, pad_w = pad_h - step_h, pad_w - step_w
+    return x
+
+
 def _pad(x: torch.Tensor, net_scale: int, pre_pad: int) -> torch.Tensor:
     """RealESRGANer.pre_process: reflect pre_pad, then the mod pad, both right and bottom only."""
     height, width = x.shape[-2:]
     pad_h = _padded_size(height, net_scale, pre_pad) - height
     pad_w = _padded_size(width, net_scale, pre_pad) - width
-    if pad_h >= height or pad_w >= width:
-        # F.pad's reflect mode needs the pad smaller than the side (the original fails the same way).
-        raise ValueError(f"a {height}x{width} image is too small for a reflect pad of {pad_h}x{pad_w} "
-                         f"(pre_pad {pre_pad}, net scale {net_scale})")
-    if pre_pad:
-        x = F.pad(x, (0, pre_pad, 0, pre_pad), mode="reflect")
-    if pad_h > pre_pad or pad_w > pre_pad:
-        x = F.pad(x, (0, pad_w - pre_pad, 0, pad_h - pre_pad), mode="reflect")
-    return x
+    x = _reflect_pad(x, pre_pad, pre_pad)
+    return _reflect_pad(x, pad_h - pre_pad, pad_w - pre_pad)
+
+
+def check_tiling(net_scale: int, tile: int, tile_pad: int) -> None:
+    """The x2 / x1 networks pixel-unshuffle their input, so their tiles (and the context around them)
+    must be multiples of 2 / 4, or some tile has a side they cannot take (the original fails there
+    with an AssertionError in basicsr's pixel_unshuffle): refused naming the knob, before any work."""
+    mod = _MOD_SCALE.get(net_scale, 1)
+    if not tile:
+        return
+    for key, value in (("tile", tile), ("tile_pad", tile_pad)):
+        if value % mod:
+            raise CallerValueError(key, f"{value} is not a multiple of {mod}, which the x{net_scale} network "
+                                        f"needs; use {value + mod - value % mod}")
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -145,11 +170,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def _tiled(model: nn.Module, x: torch.Tensor, net_scale: int, tile: int, tile_pad: int,
            counter: _Counter) -> torch.Tensor:
     """RealESRGANer.tile_process: every tile a separate forward, cropped into a zero canvas."""
-    mod = _MOD_SCALE.get(net_scale, 1)
-    if tile % mod or tile_pad % mod:
-        # Otherwise some tiles have sides the x2 / x1 nets cannot pixel-unshuffle (the original fails
-        # there with an AssertionError in basicsr's pixel_unshuffle).
-        raise ValueError(f"tile and tile_pad must be multiples of {mod} for an x{net_scale} network")
+    check_tiling(net_scale, tile, tile_pad)
     batch, channels, height, width = x.shape
     out = x.new_zeros(batch, channels, height * net_scale, width * net_scale)
     for y0 in range(0, height, tile):

@@ -127,6 +127,8 @@ def good_inputs() -> dict[str, bytes]:
         "anim.gif": gif.getvalue(),
         "photo.bmp": photo_bytes(photo, "BMP"),
         "photo.tiff": photo_bytes(photo, "TIFF"),
+        # pages of different sizes: not an animation, the first page is the image
+        "pages.tiff": photo_bytes(photo, "TIFF", save_all=True, append_images=[photo.resize((31, 17))]),
         "tiny.png": photo_bytes(Image.new("RGB", (1, 1), (10, 200, 30)), "PNG"),
     }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from imaging.decode import ImageTooLarge, UndecodableImage
+from imaging.errors import CallerValueError
 from imaging.segment import WorkTooLarge
 from matting.background import PlateSizeMismatch
 from models.registry import CheckpointMismatch, WeightsNotFound
@@ -50,8 +51,8 @@ class JobTimeout(JobError):
 
 
 # Exceptions raised below the service whose messages are written for the caller too.
-CALLER_ERRORS = (JobError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge, SizeOutOfRange,
-                 PlateSizeMismatch)
+CALLER_ERRORS = (JobError, CallerValueError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge,
+                 SizeOutOfRange, PlateSizeMismatch)
 
 
 @dataclass(frozen=True)

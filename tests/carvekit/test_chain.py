@@ -1,7 +1,7 @@
 """The chain planner: carvekit's defaults, its per-network recommendation, then the job's knobs."""
 from __future__ import annotations
 
-from carvekit.chain import configured, manual_plan, plan_networks
+from carvekit.chain import configured, manual_plan, plan_networks, post_networks
 from carvekit.params import DEFAULTS
 from models import registry
 
@@ -46,3 +46,12 @@ def test_the_networks_a_plan_may_run_are_known_before_the_image():
         assert plan_networks("autoscene", model, {}) == ("scene_classifier", "isnet", "tracer_b7")
         assert plan_networks("auto", model, {}) == ("scene_classifier", "yolov4", "isnet", "tracer_b7")
     assert set(plan_networks("auto", "carvekit", {})) <= set(registry.names())
+
+
+def test_the_networks_a_post_step_may_run_are_known_before_the_image():
+    assert post_networks("none", "carvekit", {}) == ("cascadepsp-carveset", "fba")
+    assert post_networks("none", "isnet", {}) == ()
+    assert post_networks("none", "isnet", {"post": "fba"}) == ("fba",)
+    assert post_networks("autoscene", "u2netp", {}) == ("cascadepsp-carveset", "fba")  # the configured chain's
+    assert post_networks("auto", "u2netp", {}) == ("cascadepsp-carveset", "fba")  # tracer_b7's and isnet's
+    assert post_networks("auto", "u2netp", {"post": "none"}) == ()

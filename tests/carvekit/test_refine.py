@@ -6,7 +6,9 @@ import torch
 from torch import nn
 
 import parity
-from carvekit.refine import network_inputs, padded_forward, process_high_res, refine
+from carvekit.params import ChainParams
+from carvekit.refine import check_refine_params, network_inputs, padded_forward, process_high_res, refine
+from imaging.errors import CallerValueError
 from tests.imaging.test_resample import _u8
 
 
@@ -110,5 +112,14 @@ def test_local_predictions_replace_the_global_one_inside_their_margins():
 
 
 def test_mask_size_must_leave_a_crop_stride():
-    with pytest.raises(ValueError, match="crop stride"):
-        process_high_res(EchoRefiner(), torch.zeros(1, 3, 50, 50), torch.zeros(1, 1, 50, 50), mask_size=64)
+    """refine_mask_size 64 passes the schema (64..4096) but leaves no step between local crops: refused
+    naming the knob, by the refinement and by the plan check that runs before any work."""
+    message = (r"^refine_mask_size: 65 leaves no step between CascadePSP's local crops \(size // 2 - 32\); "
+               r"use at least 66$")
+    with pytest.raises(CallerValueError, match=message):
+        process_high_res(EchoRefiner(), torch.zeros(1, 3, 50, 50), torch.zeros(1, 1, 50, 50), mask_size=65)
+    with pytest.raises(CallerValueError, match="^refine_mask_size: 64 "):
+        check_refine_params(ChainParams(post="cascade_fba", refine_mask_size=64))
+    check_refine_params(ChainParams(post="cascade_fba", refine_mask_size=66))
+    check_refine_params(ChainParams(post="cascade_fba", refine_mask_size=64, refine_global_only=True))
+    check_refine_params(ChainParams(post="fba", refine_mask_size=64))  # no CascadePSP in the chain

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imaging.animation import AnimationLimits, AnimationTooLarge, decode_animation
+from imaging.animation import AnimationLimits, AnimationTooLarge, decode_animation, frame_count
 from imaging.decode import ImageTooLarge, decode
-from imaging.encode import encode_animation, encode_frames, zero_invisible
+from imaging.encode import check_frame_count, encode_animation, encode_frames, zero_invisible
+from imaging.errors import CallerValueError
 from imaging.options import OutputOptions
 
 PIXELS = 10**8
@@ -137,6 +138,25 @@ def test_gif_round_trip_keeps_timing_plays_and_one_bit_alpha(plays):
         assert np.array_equal(rgba[rgba[..., 3] == 255, :3], frame[rgba[..., 3] == 255, :3])
 
 
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
+def test_frame_count_from_the_header_is_what_decoding_gives(fmt):
+    data = _pillow_animation(_frames(), fmt, duration=100)
+    assert frame_count(data, PIXELS) == len(decode_animation(data, PIXELS).frames) == 4
+    with pytest.raises(ImageTooLarge):
+        frame_count(data, 100)
+
+
+def test_pages_of_a_tiff_are_not_an_animation():
+    """A multi-page TIFF, its pages of different sizes, is its first page as a still (as decode gives it)."""
+    pages = [Image.fromarray(_frames(1)[0][..., :3]), Image.new("RGB", (90, 70), "blue")]
+    out = io.BytesIO()
+    pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:])
+    assert Image.open(io.BytesIO(out.getvalue())).n_frames == 2
+    decoded = decode_animation(out.getvalue(), PIXELS)
+    assert len(decoded.frames) == 1 and decoded.source_format == "TIFF" and frame_count(out.getvalue(), PIXELS) == 1
+    assert np.array_equal(decoded.frames[0].rgb, np.asarray(pages[0]))
+
+
 @pytest.mark.parametrize("fmt", ["png", "webp"])
 def test_alpha_channel_animation(fmt):
     mattes = [f[..., 3] for f in _frames()]
@@ -145,7 +165,11 @@ def test_alpha_channel_animation(fmt):
 
 
 def test_refusals_and_single_frames():
-    with pytest.raises(ValueError, match="'jpg' cannot hold an animation"):
+    with pytest.raises(CallerValueError, match=r"^format: 'jpg' cannot hold an animation \(the input has 4 frames\)"):
         encode_animation(_frames(), [50] * 4, 0, OutputOptions(format="jpg", channels="alpha"))
+    with pytest.raises(CallerValueError, match="^format: 'jpg' cannot hold an animation"):
+        check_frame_count(2, OutputOptions(format="jpg", channels="alpha"))
+    check_frame_count(1, OutputOptions(format="jpg", channels="alpha"))
+    check_frame_count(2, OutputOptions(format="gif"))
     single = encode_frames(_frames(1), [0], 0, OutputOptions())
     assert getattr(Image.open(io.BytesIO(single.data)), "n_frames", 1) == 1

@@ -11,6 +11,7 @@ import parity
 from matting.background import (
     MatteParams,
     PlateSizeMismatch,
+    coarse_min_side,
     compose_cutout,
     image_tensor,
     matte,
@@ -54,6 +55,27 @@ def test_odd_sizes_are_padded_like_the_edge_and_cropped_back(model):
     with torch.inference_mode():
         out = model(src, bgr, result.refine)
     expected = compose_cutout(out.pha, out.fgr)[0, :, :38, :53].permute(1, 2, 0).numpy()
+    assert np.array_equal(result.rgba, expected)
+
+
+@pytest.mark.parametrize("size,knobs", [((1, 1), {"preset": "4k"}), ((3, 2), {"backbone_scale": 0.03125}),
+                                        ((5, 40), {"backbone_scale": 0.1, "refine_mode": "full"})])
+def test_images_too_small_for_the_coarse_pass_are_padded_up_to_one_coarse_pixel(model, size, knobs):
+    """A side under 1 / backbone_scale has no coarse pixel (the original fails in the backbone): the
+    pair is padded like the edge up to the shortest side that has one, and the outputs cropped back."""
+    image, plate = photo_pair(*size)
+    params = MatteParams(**knobs)
+    result = matte(model, image, plate, params)
+    assert result.rgba.shape == (*size, 4)
+    _, refine = refine_params(params, *size)
+    side = coarse_min_side(refine.backbone_scale)
+    assert int(side * refine.backbone_scale) == 1 and int((side - 1) * refine.backbone_scale) == 0
+    padded = [max(n, side) + -max(n, side) % 4 for n in size]
+    src, bgr = (image_tensor(np.pad(p, ((0, padded[0] - size[0]), (0, padded[1] - size[1]), (0, 0)), mode="edge"),
+                             torch.device("cpu"), torch.float32) for p in (image, plate))
+    with torch.inference_mode():
+        out = model(src, bgr, refine)
+    expected = compose_cutout(out.pha, out.fgr)[0, :, :size[0], :size[1]].permute(1, 2, 0).numpy()
     assert np.array_equal(result.rgba, expected)
 
 

@@ -11,7 +11,16 @@ from torch import nn
 
 import parity
 from models.rrdbnet import RRDBNet
-from restoration.upscale import UpscaleParams, forward_passes, output_size, upscale, upscale_float
+from imaging.errors import CallerValueError
+from restoration.upscale import (
+    UpscaleParams,
+    _reflect_pad,
+    check_tiling,
+    forward_passes,
+    output_size,
+    upscale,
+    upscale_float,
+)
 
 
 def test_parity_oracle():
@@ -138,9 +147,27 @@ def test_pre_pad_and_mod_pad_reflect_right_and_bottom_and_are_cropped():
     torch.testing.assert_close(out, expected, rtol=0, atol=0)
 
 
-def test_too_small_for_the_reflect_pad_is_refused():
-    with pytest.raises(ValueError, match="too small"):
-        upscale(small_net(2), textured((1, 5, 3)), 2, UpscaleParams(outscale=None))
+@pytest.mark.parametrize("shape,pre_pad", [((1, 5, 3), 0), ((1, 1, 3), 0), ((2, 3, 3), 512), ((3, 2, 4), 7)])
+def test_images_smaller_than_the_pad_are_upscaled(shape, pre_pad):
+    """Where the original's single reflect pad fails (pad >= side), the padding is reflected again (or
+    the one-pixel side replicated); the output is cropped to the image's own size times the scale."""
+    model = Recorder(small_net(2))
+    out = upscale(model, textured(shape), 2, UpscaleParams(pre_pad=pre_pad, outscale=None))
+    height, width = shape[:2]
+    assert out.shape == (2 * height, 2 * width, *shape[2:])
+    padded = tuple(n + pre_pad + (n + pre_pad) % 2 for n in (height, width))
+    assert model.shapes[0] == (1, 3, *padded)
+
+
+def test_wide_reflect_pads_repeat_the_reflection():
+    """Wider than the image: reflected, then the reflected image reflected again (numpy's "reflect");
+    a one-pixel side is replicated. A pad the original can take is its single F.pad."""
+    x = torch.arange(3.0).reshape(1, 1, 1, 3)
+    padded = _reflect_pad(x, 2, 5)
+    assert padded[0, 0, 0].tolist() == [0, 1, 2, 1, 0, 1, 2, 1]
+    assert padded[0, 0, :, 0].tolist() == [0, 0, 0]
+    y = torch.rand(1, 3, 6, 5)
+    torch.testing.assert_close(_reflect_pad(y, 5, 4), F.pad(y, (0, 4, 0, 5), mode="reflect"), rtol=0, atol=0)
 
 
 def test_rgb_is_clamped_and_rounded_half_to_even():
@@ -263,7 +290,11 @@ def test_params_are_validated(bad):
 
 def test_x2_tiles_must_have_even_sides():
     """The x2 net pixel-unshuffles each tile: an odd tile_pad would give odd tiles (the original asserts)."""
-    with pytest.raises(ValueError, match="multiples of 2"):
+    with pytest.raises(CallerValueError, match="^tile_pad: 3 is not a multiple of 2, which the x2 network needs"):
         upscale(small_net(2), textured((12, 14, 3)), 2, UpscaleParams(tile=8, tile_pad=3, outscale=None))
+    with pytest.raises(CallerValueError, match="^tile: 1 is not a multiple of 2"):
+        check_tiling(2, 1, 0)
+    check_tiling(4, 1, 3)  # the x4 net takes any tile
+    check_tiling(2, 0, 3)  # untiled: the context is not used
     out = upscale(small_net(2), textured((13, 15, 3)), 2, UpscaleParams(tile=8, tile_pad=4, outscale=None))
     assert out.shape == (26, 30, 3)

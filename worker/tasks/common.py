@@ -1,11 +1,14 @@
 """What the tasks share: choosing a network by role, fetching an input, writing the output."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
 from imaging.decode import DecodedImage, as_tensor, decode, displayed_size
 from imaging.encode import Encoded
+from imaging.options import OutputOptions
 from models import registry
 from models.spec import ModelSpec, Role
 from worker.cache import resolve_dtype
@@ -27,9 +30,9 @@ def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
 
 
 def require_weights(run: JobRun, *specs: ModelSpec) -> None:
-    """WeightsNotFound now, before any I/O or work, when a network the job needs has no weight file."""
-    for spec in specs:
-        registry.find_weights(spec, run.services.settings.weights_dir)
+    """WeightsNotFound now, before any I/O or work, when networks the job needs have no weight file
+    (every missing one named at once)."""
+    registry.require_all(list(specs), run.services.settings.weights_dir)
 
 
 def load(run: JobRun, spec: ModelSpec) -> nn.Module:
@@ -59,6 +62,13 @@ def check_output_pixels(data: bytes, run: JobRun, scale: float) -> tuple[int, in
         raise OutputTooLarge(f"output too large: {width}x{height} at scale {scale:g} is {out_w}x{out_h} = "
                              f"{out_w * out_h} pixels, the limit (MAX_OUTPUT_PIXELS) is {settings.max_output_pixels}")
     return width, height
+
+
+def restoration_output(options: OutputOptions) -> OutputOptions:
+    """The output knobs of restore and upscale: the image's colour under fully transparent pixels is
+    kept, as RealESRGANer keeps it; a restoration changes no pixel it was not asked to (the cut-out
+    tasks zero it by default, see imaging/encode.py)."""
+    return replace(options, keep_invisible_rgb=True)
 
 
 def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:

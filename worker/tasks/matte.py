@@ -4,12 +4,14 @@ from __future__ import annotations
 import torch
 
 from imaging.confidence import matte_confidence
+from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage
 from imaging.encode import encode_frames
+from imaging.errors import CallerValueError
 from imaging.matte_ops import refine_matte
 from imaging.output import output_frames
-from matting.background import matte
+from matting.background import PlateSizeMismatch, check_pair, matte
 from worker.context import JobRun
-from worker.errors import ImageNotFound
+from worker.errors import ImageNotFound, InputTooLarge
 from worker.schema import MatteJob
 from worker.tasks.common import (
     answer,
@@ -25,6 +27,16 @@ class PlateNotFound(ImageNotFound):
     def __init__(self, key: str):
         Exception.__init__(self, f"no background plate at {key} (the matte task needs a photo of the same "
                                  f"scene without the subject; name another with bgr_id)")
+
+
+async def _fetch_plate(run: JobRun, key: str) -> DecodedImage:
+    """The plate, decoded; its errors name it, so that they are not taken for the image's."""
+    try:
+        return await fetch_image(run, key)
+    except ImageNotFound:
+        raise PlateNotFound(key) from None
+    except (UndecodableImage, ImageTooLarge, InputTooLarge) as exc:
+        raise CallerValueError(key, f"the background plate: {exc}") from None
 
 
 def _finish(run: JobRun, result, bg_color: str | None):
@@ -44,17 +56,18 @@ async def run(run: JobRun) -> dict:
     require_weights(run, spec)
     plate_key = f"bgr/{job.bgr_id or run.job.id}"
     image = await fetch_image(run, f"ogs/{run.job.id}")
+    plate = await _fetch_plate(run, plate_key)
     try:
-        plate = await fetch_image(run, plate_key)
-    except ImageNotFound:
-        raise PlateNotFound(plate_key) from None
+        check_pair(image.rgb, plate.rgb)
+    except PlateSizeMismatch as exc:
+        raise CallerValueError(plate_key, str(exc)) from None
     model = await run.on_device("load_model", load, run, spec)
     result = await run.on_device("model", matte, model, image.rgb, plate.rgb, job.params)
     pixels, confidence = await run.on_device("postprocess", _finish, run, result, options.bg_color)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
                            run.services.settings.png)
     key = await write(run, encoded)
-    width, height = image.size
+    height, width = pixels.shape[:2]  # the written file's: crop and size change it
     return answer(run, key, width, height, spec.name, preset=result.preset, refine_mode=result.refine.mode,
                   **confidence.as_dict())
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from carvekit.chain import manual_plan, plan_networks, plans, post_process
+from carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks, post_process
 from carvekit.params import CARVEKIT, ChainParams
-from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation
+from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
 from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
-from imaging.encode import encode_frames
+from imaging.encode import check_frame_count, encode_frames
 from imaging.matte_ops import refine_matte
 from imaging.output import output_box, output_frames
 from imaging.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
@@ -27,6 +27,7 @@ from worker.cache import resolve_dtype
 from worker.context import JobRun, Services
 from worker.device import synchronize
 from worker.errors import InvalidInput
+from worker.schema import Options
 from worker.tasks.common import answer, fetch, require_weights, rgb_tensor, write
 from worker.tasks.restore import FACE_NETWORKS, restore_faces
 
@@ -81,8 +82,21 @@ def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
         image = decode_jpeg_on(data, settings.max_image_pixels, device)
         if image is not None:
             return DecodedAnimation([image], [0], 0, image.source_format)
+    first_only = output.frames == "first"
+    if not first_only:  # refused from the header, before anything is decoded or run
+        check_frame_count(frame_count(data, settings.max_image_pixels), output)
     limits = AnimationLimits(max_frames=settings.max_frames, max_total_pixels=settings.max_total_pixels)
-    return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=output.frames == "first")
+    return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=first_only)
+
+
+def _networks(options: Options, spec: ModelSpec) -> list[ModelSpec]:
+    """Every network the job may run, known before its image is: the segmentation network (`spec`
+    for pre = none, else every one the automatic mode may choose), the post step's, the face networks."""
+    knobs = options.chain_knobs()
+    segmenters = [spec] if options.pre == "none" else [
+        registry.get_spec(name) for name in plan_networks(options.pre, options.model, knobs)]
+    names = [*post_networks(options.pre, options.model, knobs), *(FACE_NETWORKS if options.restore_faces else ())]
+    return [*segmenters, *(registry.get_spec(name) for name in names)]
 
 
 def _restore_frames(run: JobRun, frames: list[DecodedImage]) -> tuple[list[DecodedImage], int]:
@@ -105,9 +119,8 @@ async def run(run: JobRun) -> dict:
         spec = resolve_network(plan.net, settings.weights_dir)  # the model and its size checked before any I/O
         dtype = resolve_dtype(options.precision, services.device.device)
         network_size(spec, plan.seg_mask_size)
-        needed = [spec] if options.pre == "none" else [
-            registry.get_spec(name) for name in plan_networks(options.pre, options.model, options.chain_knobs())]
-        require_weights(run, *needed, *([registry.get_spec(n) for n in FACE_NETWORKS] if options.restore_faces else []))
+        check_plan(plan)
+        require_weights(run, *_networks(options, spec))
         data = await fetch(run, f"ogs/{job.id}")
         animation = await run.io("decode", _decode, run, data)
         del data

@@ -20,6 +20,7 @@ from worker.tasks.common import (
     load,
     network_for,
     require_weights,
+    restoration_output,
     rgb_tensor,
     write,
 )
@@ -93,7 +94,8 @@ async def run(run: JobRun) -> dict:
     result = await run.on_device("restore", lambda: restore_on_device(
         run, rgb_tensor(image, run.services.device.device), spec.name, job.params, job.bg_upsampler, job.noise_seed))
     pixels = await run.io("to_host", _with_alpha, result.image, image.alpha, options.output.format)
-    encoded = await run.io("encode", encode_image, pixels, options.output, run.services.settings.png)
+    encoded = await run.io("encode", encode_image, pixels, restoration_output(options.output),
+                           run.services.settings.png)
     key = await write(run, encoded)
     height, width = pixels.shape[:2]
     return answer(run, key, width, height, spec.name, faces_found=result.faces_found, upscale=job.params.upscale,

@@ -9,7 +9,7 @@ import numpy as np
 from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.tensors import free_bytes
-from restoration.upscale import UpscaleParams, output_size, upscale
+from restoration.upscale import UpscaleParams, check_tiling, output_size, upscale
 from worker.context import JobRun
 from worker.schema import UpscaleJob
 from worker.tasks.common import (
@@ -19,6 +19,7 @@ from worker.tasks.common import (
     load,
     network_for,
     require_weights,
+    restoration_output,
     write,
 )
 
@@ -56,6 +57,7 @@ async def run(run: JobRun) -> dict:
     spec = network_for(options.model, "upscaler")
     net_scale = spec.extra["scale"]
     require_weights(run, spec)
+    check_tiling(net_scale, job.params.tile, job.params.tile_pad)
     data = await fetch(run, f"ogs/{run.job.id}")
     check_output_pixels(data, run, max(net_scale, job.params.outscale))  # the network's output, then the final
     image = await run.io("decode", decode, data, run.services.settings.max_image_pixels)
@@ -69,7 +71,8 @@ async def run(run: JobRun) -> dict:
         pixels = image.rgb  # a jpg has no transparency
     out = await run.on_device("upscale", upscale, model, pixels, net_scale, params,
                               lambda done, total: run.progress(f"forward {done}/{total}"), run.check)
-    encoded = await run.io("encode", encode_image, out, options.output, run.services.settings.png)
+    encoded = await run.io("encode", encode_image, out, restoration_output(options.output),
+                           run.services.settings.png)
     key = await write(run, encoded)
     out_h, out_w = output_size(height, width, net_scale, params)
     return answer(run, key, out_w, out_h, spec.name, scale=params.outscale, tile=params.tile)
