@@ -18,16 +18,9 @@ from safetensors.torch import save_file
 import parity
 from imaging.segment import network_size, predict_mattes
 from models import registry
-from models.birefnet import (
-    DETECTOR_BLOCKS,
-    MIN_GAP,
-    ZOO,
-    BiRefNet,
-    channel_places,
-    guess_patch_order,
-    image_tiles,
-    spec_from_folder,
-)
+from models.birefnet import BiRefNet, image_tiles
+from models.birefnet_folder import DETECTOR_BLOCKS, MIN_GAP, channel_places, guess_patch_order, spec_from_folder
+from models.birefnet_zoo import ZOO
 from models.spec import SizeOutOfRange
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
