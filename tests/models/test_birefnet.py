@@ -96,6 +96,17 @@ def test_spec_from_folder_reads_swin_l_and_recorded_size(tmp_path):
     assert spec.preprocess.size == (1440, 2560)
 
 
+def test_registry_resolves_a_folder_under_the_weights_folder(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "empty").mkdir()
+    save_file(parity.oracle_state("birefnet-lite"), str(tmp_path / "mine" / "model.safetensors"))
+    with pytest.warns(UserWarning, match="do not tell their patch order"):
+        spec = registry.resolve("mine", tmp_path)
+    assert spec.name == "mine" and spec.family == "birefnet" and spec.extra["backbone"] == "swin_v1_t"
+    with pytest.raises(KeyError):
+        registry.resolve("empty", tmp_path)
+
+
 # -- The zoo ----------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("release", ZOO, ids=lambda r: r.repo)
