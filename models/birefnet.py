@@ -11,8 +11,8 @@ The tile stacking order is the one thing the checkpoints disagree on. The code R
 ZhengPeng7's code before 2024-11-05 (`Decoder.get_patches_batch`) stack tiles column-major with the
 colour innermost, channel (wg * HG + hg) * 3 + c; the einops `image2patches` that replaced it uses
 c * HG * WG + hg * WG + wg. A checkpoint only works with the order it was trained with, recorded in
-with each checkpoint's entry in models/birefnet_zoo.py, with the evidence for each; for a local folder the
-weights themselves are read (models/birefnet_folder.py).
+its entry in models/birefnet_zoo.py, with the evidence for each; for a local folder the weights
+themselves are read (models/birefnet_folder.py).
 
 Inputs must have H and W divisible by 32, so the tiles of every stage cover the image exactly.
 """
