@@ -1,4 +1,4 @@
-"""Does `models.birefnet.guess_patch_order` tell the patch order from trained weights?
+"""Does `models.birefnet_folder.guess_patch_order` tell the patch order from trained weights?
 
     PYTHONPATH=. python benchmarks/patch_order_detector.py [--size 256] [--steps 240] [--batch 2] [--lr 1e-3]
 
@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
-from models.birefnet import DETECTOR_BLOCKS, SimpleConvs, channel_places, guess_patch_order, image_tiles  # noqa: E402
+from models.birefnet import SimpleConvs, image_tiles  # noqa: E402
+from models.birefnet_folder import DETECTOR_BLOCKS, channel_places, guess_patch_order  # noqa: E402
 from models.spec import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 
 DATA = REPO / ".." / "shared" / "data"

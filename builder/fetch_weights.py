@@ -54,7 +54,8 @@ def refusal(spec: ModelSpec) -> str | None:
     source = spec.weights.download
     if isinstance(source, Download) and not source.revision:
         return (f"{spec.name}: {source.origin}: no revision is pinned in the registry; refusing an unpinned "
-                f"download (pin a commit of the repo in models/{spec.family}.py, or place the file by hand)")
+                f"download (pin a commit of the repo in the {spec.family} family's CHECKPOINTS under models/, "
+                f"or place the file by hand)")
     return None
 
 

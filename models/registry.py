@@ -19,9 +19,12 @@ from models.spec import Download, ModelSpec, StateDict, WeightsSource
 
 FETCH_COMMAND = "python -m builder.fetch_weights {name}"
 
-# The models/<family>.py modules whose CHECKPOINTS lists make up the registry.
-FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet", "yolov4", "scene_classifier", "fba",
+# The models/ modules whose CHECKPOINTS lists make up the registry: each family's network module, or the
+# table of its own that a family with many checkpoints has (birefnet_zoo).
+FAMILIES = ("u2net", "isnet", "basnet", "deeplabv3", "tracer", "birefnet_zoo", "yolov4", "scene_classifier", "fba",
             "cascadepsp", "rrdbnet", "retinaface", "gfpgan", "parsenet", "bmv2")
+# The models/ modules that make a spec from a local weights folder (spec_from_folder, CHECKPOINT_FILE).
+FOLDER_READERS = ("birefnet_folder",)
 
 _SPECS: dict[str, ModelSpec] = {}
 
@@ -164,11 +167,10 @@ def resolve(name: str, weights_dir: Path) -> ModelSpec:
         raise KeyError(name)
     folder = Path(weights_dir) / name
     if folder.is_dir():
-        for family in FAMILIES:
-            module = importlib.import_module(f"models.{family}")
-            from_folder = getattr(module, "spec_from_folder", None)
-            if from_folder and (folder / module.CHECKPOINT_FILE).is_file():
-                return from_folder(folder, name=name)
+        for reader in FOLDER_READERS:
+            module = importlib.import_module(f"models.{reader}")
+            if (folder / module.CHECKPOINT_FILE).is_file():
+                return module.spec_from_folder(folder, name=name)
     raise KeyError(name)
 
 

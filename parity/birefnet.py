@@ -10,7 +10,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from models.birefnet import ZOO, BiRefNet
+from models.birefnet import BiRefNet
+from models.birefnet_zoo import ZOO
 from parity import close, runner, tolerance_for
 
 
