@@ -203,8 +203,8 @@ def test_guess_patch_order_is_undecided_on_untrained_weights():
 
 def test_spec_from_folder_takes_the_order_the_weights_tell(tmp_path):
     # Colour-tied weights in the legacy layout are read as legacy. (In the current layout the same
-    # structure is undecided: a limit of the statistic, see notes/zoo.md; trained weights of both orders
-    # are told apart by benchmarks/patch_order_detector.py.)
+    # structure is undecided: a limit of the statistic, BENCHMARKS.md "The BiRefNet zoo"; trained weights
+    # of both orders are told apart by benchmarks/patch_order_detector.py.)
     state = parity.oracle_state("birefnet-lite")
     assert guess_patch_order(colour_tied_weights(False)).legacy_patch_order is None
     state.update({f"decoder.{b}.conv1.weight": w for b, w in colour_tied_weights(True).items()})
