@@ -53,6 +53,7 @@ def test_local_mode_failure_exits_1_and_writes_nothing(s3_server, bucket):
     assert keys_under(client, name, "img/") == []
 
 
+@pytest.mark.slow
 def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
     name, client = bucket
     client.put_object(Bucket=name, Key="ogs/car", Body=CAR.read_bytes())
@@ -66,6 +67,7 @@ def test_default_model_without_weights_is_a_clear_error(s3_server, bucket):
     assert "Traceback" not in out
 
 
+@pytest.mark.slow
 def test_test_input_json_in_working_directory(s3_server, bucket, tmp_path):
     name, client = bucket
     client.put_object(Bucket=name, Key="ogs/from-file", Body=CAR.read_bytes())
@@ -128,6 +130,7 @@ def good_inputs() -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_bad_images_answer_errors_and_the_worker_goes_on(api):
     url, name, client = api
     for key, (data, message) in bad_inputs().items():
@@ -142,6 +145,7 @@ def test_bad_images_answer_errors_and_the_worker_goes_on(api):
     assert answer["status"] == "COMPLETED" and answer["output"]["key"] == "img/after-bad/trans.png"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("job_input,message", [
     ({"id": "../x", "model": "u2netp"}, "id: must not contain '..'"),
     ({"id": "/x"}, "id: must not start with '/'"),
@@ -159,6 +163,7 @@ def test_bad_jobs_answer_errors(api, job_input, message):
     assert keys_under(client, name, "img/") == before
 
 
+@pytest.mark.slow
 def test_inputs_it_must_survive_give_correct_cutouts(api):
     url, name, client = api
     for key, data in good_inputs().items():
@@ -175,6 +180,7 @@ def test_inputs_it_must_survive_give_correct_cutouts(api):
     assert alpha.max() <= 200  # the image's own alpha caps the matte
 
 
+@pytest.mark.slow
 def test_bg_color_and_mask_task(api):
     url, name, client = api
     client.put_object(Bucket=name, Key="ogs/colour", Body=CAR.read_bytes())
@@ -196,6 +202,7 @@ def s3_record(bucket_name: str, key: str) -> dict:
             "s3": {"bucket": {"name": bucket_name}, "object": {"key": quote_plus(key, safe="/")}}}
 
 
+@pytest.mark.slow
 def test_s3_event_with_several_records(api):
     url, name, client = api
     for key in ("ev/one", "ev/two two"):
@@ -211,6 +218,7 @@ def test_s3_event_with_several_records(api):
     assert set(keys_under(client, name, "img/ev/")) == {"img/ev/one/trans.png", "img/ev/two two/trans.png"}
 
 
+@pytest.mark.slow
 def test_forwarder_posts_to_the_endpoint(api, monkeypatch):
     url, name, client = api
     from forwarder.lambda_function import lambda_handler
@@ -226,6 +234,7 @@ def test_forwarder_posts_to_the_endpoint(api, monkeypatch):
     assert read_png(client, name, "img/fwd/a b/trans.png").size == Image.open(CAR).size
 
 
+@pytest.mark.slow
 def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path):
     """The default model end to end: the oracle's RMBG-2.0 stand-in saved as model.safetensors."""
     import torch

@@ -15,6 +15,9 @@ from models import registry
 from models.yolov4 import COCO_CLASSES
 from tests.conftest import CAR, free_port, keys_under, photo_bytes, read_png, runsync, serve_api, worker_env
 
+# Stand-ins for five networks and a scene classifier, and minutes of chain runs on a CPU: the full run only.
+pytestmark = pytest.mark.slow
+
 # the chain's networks, as the oracle's stand-in checkpoints
 CHAIN_NETWORKS = ["tracer_b7", "isnet", "cascadepsp-carveset", "fba", "yolov4"]
 # Small sizes keep the CPU run short; the defaults (960 / 900 / 2048) take minutes per image here.

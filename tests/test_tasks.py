@@ -95,6 +95,7 @@ def refused(api, job: dict, message: str) -> None:
 
 # --- upscale ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_upscale_is_the_real_esrgan_procedure(api, weights):
     url, name, client = api
     out = completed(runsync(url, {"id": "small", "task": "upscale"}))
@@ -141,6 +142,7 @@ def test_outputs_over_the_pixel_limit_are_refused_before_any_work(api):
 
 # --- restore ---------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_restore_pastes_onto_the_lanczos_enlargement(api):
     """GFPGANer at the CLI's defaults (upscale 2, no background upsampler): the photo enlarged with
     cv2.resize INTER_LANCZOS4, each restored face blended in under ParseNet's face mask, and outside
@@ -168,6 +170,7 @@ def test_restore_without_a_face_returns_the_image_enlarged(api):
     assert np.array_equal(got, source)  # upscale 1, no face, no background upsampler: unchanged
 
 
+@pytest.mark.slow
 def test_seeded_noise_is_reproducible_and_differs_from_the_stored_noise(api):
     url, name, client = api
     images = []
@@ -178,6 +181,7 @@ def test_seeded_noise_is_reproducible_and_differs_from_the_stored_noise(api):
     assert np.array_equal(images[0], images[1]) and not np.array_equal(images[0], images[2])
 
 
+@pytest.mark.slow
 def test_remove_background_with_restore_faces(api):
     url, name, client = api
     out = completed(runsync(url, {"id": "face", "model": "u2netp", "restore_faces": True}))
@@ -239,6 +243,7 @@ def alpha_of(client, name, key) -> np.ndarray:
     return np.asarray(read(client, name, key).convert("RGBA"))[..., 3].astype(int)
 
 
+@pytest.mark.slow
 def test_output_knobs_on_a_real_photo(api):
     url, name, client = api
     plain = completed(runsync(url, {"id": "car", "model": "isnet-general-use", "seg_mask_size": 512}))
