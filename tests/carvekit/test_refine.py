@@ -10,6 +10,7 @@ from carvekit.refine import network_inputs, padded_forward, process_high_res, re
 from tests.imaging.test_resample import _u8
 
 
+@pytest.mark.slow
 def test_parity_oracle():
     checks = parity.run("cascadepsp-refine")
     assert {c.output for c in checks} == {"net_im", "net_seg", "pred", "refined"}

@@ -87,7 +87,8 @@ def test_loader_refuses_a_checkpoint_missing_a_key(checkpoint, oracle_name, tmp_
         registry.load(spec.name, tmp_path)
 
 
-@pytest.mark.parametrize("oracle_name", by_size(sorted(parity.targets()), lambda name: name))
+@pytest.mark.slow
+@pytest.mark.parametrize("oracle_name", sorted(parity.targets()))
 def test_parity_in_channels_last(oracle_name):
     """On CUDA the model cache converts every network to channels_last: each must still pass, the
     procedures that run a network (wrapper folders) included."""

@@ -14,6 +14,7 @@ from models.rrdbnet import RRDBNet
 from restoration.upscale import UpscaleParams, forward_passes, output_size, upscale, upscale_float
 
 
+@pytest.mark.slow
 def test_parity_oracle():
     checks = parity.run("realesrgan-tile")
     assert {c.output for c in checks} == {"output_float", "output_bgr_u8", "output_float_untiled",

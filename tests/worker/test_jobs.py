@@ -172,6 +172,7 @@ def test_an_error_quotes_only_a_short_prefix_of_a_callers_value(bucket):
     assert "task: 'xxxx" in answer["error"] and len(answer["error"]) < 300
 
 
+@pytest.mark.slow
 def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucket, tmp_path):
     """carvekit's default chain needs three networks; with the default settings a second job loads none."""
     weights = tmp_path / "weights"
