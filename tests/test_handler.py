@@ -254,13 +254,14 @@ def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path):
     out = read_png(client, name, "img/rmbg/trans.png")
     assert out.mode == "RGBA" and out.size == photo.size
     # RMBG-2.0's model card, written out: bilinear resize to 1024x1024, ImageNet normalisation, the last
-    # output's sigmoid, bilinear back to the photo's size, x255 (rounded here as the worker does).
+    # output's sigmoid (model(x)[-1] there; our forward returns that output alone), bilinear back to the
+    # photo's size, x255 (rounded here as the worker does).
     model = registry.load("briaai/RMBG-2.0", weights_dir=tmp_path)
     x = torch.from_numpy(np.asarray(photo).copy()).permute(2, 0, 1)[None].float() / 255
     x = F.interpolate(x, size=(1024, 1024), mode="bilinear", align_corners=False, antialias=True)
     x = (x - torch.tensor([0.485, 0.456, 0.406])[:, None, None]) / torch.tensor([0.229, 0.224, 0.225])[:, None, None]
     with torch.inference_mode():
-        matte = model(x)[-1].sigmoid()
+        matte = model(x).sigmoid()
     matte = F.interpolate(matte, size=photo.size[::-1], mode="bilinear", align_corners=False)[0, 0]
     expected = (matte * 255).round()
     got = torch.from_numpy(np.asarray(out)[..., 3].copy())
