@@ -31,7 +31,7 @@ def worker() -> Worker:
 
 
 async def handler(job: dict) -> dict:
-    """`{"key": ...}` on success, `{"error": "<string>"}` on failure (see CONTRACT.md)."""
+    """`{"key": ...}` on success, `{"error": "<string>"}` on failure (the README's "The answer")."""
     return await worker().run(job.get("input"), job.get("id"), job)
 
 

@@ -42,8 +42,9 @@ ANIMATED_FORMATS = ("GIF", "WEBP", "PNG")  # Pillow's names; PNG: an APNG
 
 @dataclass(frozen=True)
 class AnimationLimits:
-    max_frames: int = 300  # MAX_FRAMES
-    max_total_pixels: int = 400_000_000  # MAX_ANIMATION_PIXELS: frames x canvas; 1.6 GB as decoded RGBA
+    # The worker passes its MAX_FRAMES and MAX_TOTAL_PIXELS settings (worker/config.py); these are their defaults.
+    max_frames: int = 300
+    max_total_pixels: int = 200_000_000  # frames x canvas; 0.8 GB as decoded RGBA
 
 
 @dataclass

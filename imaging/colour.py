@@ -3,13 +3,15 @@
 `cv2_gray_float32`: cv2.cvtColor(bgr, COLOR_BGR2GRAY) of a float32 image (imgproc color_rgb.simd.hpp,
 RGB2Gray<float>, coefficients 0.299 / 0.587 / 0.114 as float32), bit for bit. Which of two orders
 of fused multiply-adds a pixel gets was measured against opencv-python 5.0.0 on an AVX2 machine
-(figures in notes/esrgan.md), one row at a time:
+(BENCHMARKS.md, "OpenCV reproductions": 0 of 724,500 values differ), one row at a time:
   - the vector loop, 8 pixels a step: fma(R, 0.299, fma(B, 0.114, G * 0.587));
   - the last W % 8 pixels of a row: the same, except that when 4 or more are left, the first and
     third of them get fma(R, 0.299, fma(G, 0.587, B * 0.114)) (the compiled scalar loop's order).
-A fused multiply-add is one rounding of the exact a * b + c: the product is exact in float64
-(24 + 24 bits) and the sum is rounded to float64, then to float32 (a double rounding, off only when
-the exact sum lies within 2^-53 of a float32 midpoint).
+A fused multiply-add is one rounding of the exact a * b + c. Here the product is exact in float64
+(24 + 24 bits); the sum is rounded to float64 with round-to-odd (its exact error from TwoSum decides),
+which makes the final rounding to float32 the single correct one: plain float64 rounding would round
+twice and land on the wrong neighbour when the exact sum lies just off a float32 midpoint
+(tests/imaging/test_colour.py holds such pixels).
 """
 from __future__ import annotations
 
@@ -20,8 +22,17 @@ _OPENCV_SIMD_PIXELS = 8  # v_float32 lanes of the AVX2 build
 
 
 def _fma(a: torch.Tensor, b: float, c: torch.Tensor) -> torch.Tensor:
-    """float32 fma(a, b, c) of float64 tensors holding float32 values."""
-    return (a * b + c).float().double()
+    """float32 fma(a, b, c), correctly rounded, of float64 tensors holding float32 values."""
+    product = a * b  # exact
+    total = product + c
+    # TwoSum: the exact rounding error of that sum
+    c_part = total - product
+    error = (product - (total - c_part)) + (c - c_part)
+    # round to odd: an inexact sum whose last bit is even moves one float64 ulp toward the exact value
+    even = (total.view(torch.int64) & 1) == 0
+    toward = torch.where(error > 0, torch.inf, -torch.inf).to(total.dtype)
+    total = torch.where((error != 0) & even, torch.nextafter(total, toward), total)
+    return total.float().double()
 
 
 def _scalar_order_columns(width: int, device: torch.device) -> torch.Tensor:

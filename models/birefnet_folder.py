@@ -27,7 +27,8 @@ from models.swin import SWIN_CONFIGS
 # and less so under the other one. The share of the channel-correlation variance explained by that
 # function (R^2) is the statistic; benchmarks/patch_order_detector.py measures it on ipt_blk weights
 # trained here in both orders. (Colour coherence, the correlation of a tile's R, G and B weights, does not
-# separate the orders: it favours the legacy grouping whatever the true order, see notes/zoo.md.)
+# separate the orders: it favours the legacy grouping whatever the true order, 0.59 vs 0.41 on weights
+# trained in the current order; BENCHMARKS.md, "The BiRefNet zoo".)
 DETECTOR_BLOCKS = ("ipt_blk5", "ipt_blk4", "ipt_blk3")  # ipt_blk2 has 48 channels: R^2 near its chance level
 MIN_SIGNAL = 0.05  # R^2 above chance that a block must show before it counts as evidence
 MIN_GAP = 0.2  # relative R^2 gap between the layouts that every block must show to decide

@@ -29,6 +29,12 @@ sys.path.insert(0, str(REPO))
 torch.set_num_threads(int(os.environ["TORCH_NUM_THREADS"]))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: left out of the quick subset (pytest -m \"not slow\"): real weights at full size, "
+        "parity oracles of the large networks, a worker process per test or a module of chain runs")
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     return SHARED

@@ -101,5 +101,3 @@ class ModelCache:
             return self.channels_last
         return "all" in self.cpu_channels_last or spec.family in self.cpu_channels_last
 
-    def resident(self) -> list[str]:
-        return [name for name, _ in self._models]

@@ -84,6 +84,3 @@ def failure(exc: BaseException) -> Failure:
                         "refresh_worker": True}, internal=True)
     return Failure({"error": f"internal error ({type(exc).__name__}); see the worker log"}, internal=True)
 
-
-def error_answer(exc: BaseException) -> dict:
-    return failure(exc).answer

@@ -67,7 +67,8 @@ class S3Storage:
         self.bucket = bucket
         self.name = f"s3://{bucket}"
         config = Config(
-            retries={"mode": "standard", "max_attempts": max_attempts},
+            # every attempt, the first included (botocore's "max_attempts" would count the retries only)
+            retries={"mode": "standard", "total_max_attempts": max_attempts},
             connect_timeout=connect_timeout_s,
             read_timeout=read_timeout_s,
             tcp_keepalive=True,

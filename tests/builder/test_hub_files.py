@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from builder import dockerfile, hub_files
@@ -22,6 +23,7 @@ def test_committed_hub_files_are_the_generated_ones():
     assert keys == [name for name, _, _ in config.documented()] and "MAX_CONCURRENCY" in keys
 
 
+@pytest.mark.slow
 def test_the_hubs_tests_pass_in_local_mode(tmp_path):
     """What the hub runs: each tests.json input through handler.py, the sample image in the image's
     local bucket folder (the Docker build writes it there)."""

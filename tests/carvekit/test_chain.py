@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from carvekit.chain import configured, manual_plan, plan_networks, post_networks
-from carvekit.params import DEFAULTS
 from models import registry
 
 
@@ -33,9 +32,15 @@ def test_the_automatic_modes_start_from_a_configurable_network_only():
     assert configured("isnet", {"post": "none"}).post == "none"
 
 
-def test_plans_are_the_defaults_replaced_not_copies():
+def test_a_job_knob_changes_only_its_own_field():
     plan = manual_plan("tracer_b7", {"refine_mask_size": 512})
-    assert plan == DEFAULTS.__class__(**{**DEFAULTS.__dict__, "net": "tracer_b7", "refine_mask_size": 512})
+    assert plan.refine_mask_size == 512
+    # every other field is carvekit's CLI / MLConfig default (carvekit/ml/wrap, carvekit/web/schemas)
+    assert (plan.net, plan.seg_mask_size, plan.post, plan.refine_accel_size, plan.refine_mask_binary_threshold,
+            plan.refine_global_only, plan.matting_mask_size, plan.trimap_prob_threshold, plan.trimap_dilation,
+            plan.trimap_erosion, plan.trimap_filter_threshold, plan.fba_noise_filter, plan.scene) == (
+        "tracer_b7", None, "none", 2048, 127, False, 2048, 231, 30, 5, -1, True, None)
+    assert manual_plan("tracer_b7", {}).refine_mask_size == 900
 
 
 def test_the_networks_a_plan_may_run_are_known_before_the_image():

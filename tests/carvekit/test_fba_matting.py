@@ -17,6 +17,7 @@ def wrapper_cases():
     return parity.oracle_module().cases("fba-wrapper")
 
 
+@pytest.mark.slow
 def test_wrapper_parity_oracle():
     checks = parity.run("fba-wrapper")
     outputs = ("net_out", "alpha_from_stored_net_out", "alpha")
@@ -77,6 +78,7 @@ def test_trimap_sites_follow_the_uint8_cast_of_the_original():
     assert (fm.trimap_transform(torch.zeros(1, 2, 4, 4, dtype=torch.float64)) == 0).all()
 
 
+@pytest.mark.slow
 def test_fba_alpha_accepts_alphamatting_trimaps(shared):
     data = shared / "data" / "alphamatting"
     image = np.array(Image.open(data / "image" / "GT01.png").convert("RGB"))[100:196, 300:372]

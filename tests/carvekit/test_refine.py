@@ -12,6 +12,7 @@ from imaging.errors import CallerValueError
 from tests.imaging.test_resample import _u8
 
 
+@pytest.mark.slow
 def test_parity_oracle():
     checks = parity.run("cascadepsp-refine")
     assert {c.output for c in checks} == {"net_im", "net_seg", "pred", "refined"}

@@ -98,6 +98,7 @@ def test_mean_row():
     assert mean.image == "mean" and mean.ms == 20.0 and set(mean.errors.values()) == {2.0}
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "weights" / "u2netp.pth").is_file(), reason="needs ../shared/weights/u2netp.pth")
 def test_command_end_to_end_with_real_u2netp(tmp_path):
     out, sheet = tmp_path / "out", tmp_path / "sheet.png"

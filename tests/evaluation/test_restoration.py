@@ -91,6 +91,7 @@ def run_command(*args: str, env: dict | None = None) -> subprocess.CompletedProc
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_upscale_command_with_the_real_weights(tmp_path):
     images = tmp_path / "originals"
     images.mkdir()
@@ -115,6 +116,7 @@ def test_upscale_command_with_the_real_weights(tmp_path):
     assert Image.open(sheet).size[1] > 256
 
 
+@pytest.mark.slow
 def test_restore_command_counts_faces(tmp_path):
     images = tmp_path / "originals"
     images.mkdir()

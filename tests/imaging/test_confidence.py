@@ -1,6 +1,8 @@
 """The confidence figure on constructed mattes and on real u2netp mattes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -26,10 +28,13 @@ def test_constructed_mattes():
     assert hard.confidence == 1.0 and hard.uncertain == 0.0
     assert hard.foreground == pytest.approx(float((_disc(0) == 255).float().mean()))
     soft = matte_confidence(_disc(10))
-    # a 10-pixel linear rim: 80 % of it (alpha 10 %..90 %) is uncertain, on a ring of mean radius ~35
-    ring = float(((_disc(10) > 25) & (_disc(10) < 230)).sum())
-    assert soft.uncertain == pytest.approx(ring / 10_000)
-    assert soft.confidence == pytest.approx(1 - ring / float((_disc(10) > 25).sum()))
+    # alpha = round(25.5 * (40 - d)) at distance d: >= 230 (foreground) for d <= 31, 26..229 (uncertain)
+    # for 31 < d <= 39, so the areas are pi 31^2 = 3019 and pi (39^2 - 31^2) = 1759 pixels (of 10,000;
+    # the pixels counted inside those circles come within 1 % of the areas)
+    foreground, uncertain = math.pi * 31**2, math.pi * (39**2 - 31**2)
+    assert soft.foreground == pytest.approx(foreground / 10_000, rel=0.015)
+    assert soft.uncertain == pytest.approx(uncertain / 10_000, rel=0.015)
+    assert soft.confidence == pytest.approx(foreground / (foreground + uncertain), rel=0.015)
     assert 0.5 < soft.confidence < hard.confidence
     assert matte_confidence(torch.full((50, 50), 128, dtype=torch.uint8)).confidence == 0.0
 

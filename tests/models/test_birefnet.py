@@ -23,6 +23,7 @@ def lite_model() -> BiRefNet:
     return model.eval().requires_grad_(False)
 
 
+@pytest.mark.slow
 def test_batch_of_two_equals_two_singles(lite_model):
     x = torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():

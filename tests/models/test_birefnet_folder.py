@@ -14,6 +14,7 @@ from models.birefnet import image_tiles
 from models.birefnet_folder import DETECTOR_BLOCKS, MIN_GAP, channel_places, guess_patch_order, spec_from_folder
 
 
+@pytest.mark.slow
 def test_spec_from_folder_loads_a_local_checkpoint(tmp_path):
     state = parity.oracle_state("birefnet-lite")
     save_file(state, str(tmp_path / "model.safetensors"))
@@ -78,16 +79,18 @@ def colour_tied_weights(legacy_order: bool, seed: int = 3) -> dict[str, torch.Te
     return weights
 
 
+@pytest.mark.slow
 def test_guess_patch_order_is_undecided_on_untrained_weights():
     state = parity.oracle_state("birefnet-lite")
     guess = guess_patch_order({b: state[f"decoder.{b}.conv1.weight"] for b in DETECTOR_BLOCKS})
     assert guess.legacy_patch_order is None and abs(guess.gap) < MIN_GAP, guess.describe()
 
 
+@pytest.mark.slow
 def test_spec_from_folder_takes_the_order_the_weights_tell(tmp_path):
     # Colour-tied weights in the legacy layout are read as legacy. (In the current layout the same
-    # structure is undecided: a limit of the statistic, see notes/zoo.md; trained weights of both orders
-    # are told apart by benchmarks/patch_order_detector.py.)
+    # structure is undecided: a limit of the statistic, BENCHMARKS.md "The BiRefNet zoo"; trained weights
+    # of both orders are told apart by benchmarks/patch_order_detector.py.)
     state = parity.oracle_state("birefnet-lite")
     assert guess_patch_order(colour_tied_weights(False)).legacy_patch_order is None
     state.update({f"decoder.{b}.conv1.weight": w for b, w in colour_tied_weights(True).items()})

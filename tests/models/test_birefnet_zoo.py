@@ -73,6 +73,7 @@ def swin_l_folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_dynamic_entry_runs_at_two_sizes_as_the_plain_entry_does(swin_l_folder):
     image = np.asarray(Image.open(DATA / "carvekit" / "cat.jpg").convert("RGB"))
     dynamic = registry.get_spec("ZhengPeng7/BiRefNet_dynamic")

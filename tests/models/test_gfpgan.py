@@ -45,6 +45,7 @@ def faces() -> torch.Tensor:
     return torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1)) * 2 - 1
 
 
+@pytest.mark.slow
 def test_default_noise_reproduces_the_original_for_every_face_of_a_batch():
     case = parity.oracle_module().cases(ORACLE)[0]
     model = parity.load_oracle_model(ORACLE, ORACLE, 0, "cpu", torch.float32)
@@ -57,6 +58,7 @@ def test_default_noise_reproduces_the_original_for_every_face_of_a_batch():
         assert passed, figures
 
 
+@pytest.mark.slow
 def test_seeded_noise_is_reproducible_and_differs_from_the_stored_noise(small, faces):
     with torch.inference_mode():
         stored = small(faces)

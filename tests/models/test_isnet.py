@@ -59,6 +59,7 @@ def real_model(shared):
     return registry.load("isnet-general-use", weights_dir=weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(5))
 def test_real_weights_reproduce_the_original(shared, real_model, real_cases, index):
     case = real_cases[index]

@@ -58,6 +58,7 @@ def agreement(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
     return float(iou), float(np.abs(ours.astype(float) - theirs).mean() / 255)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["anime-girl-1", "car-1", "cloth-1", "plants-1"])
 def test_agrees_with_rembg_u2netp(u2netp, name):
     """rembg resizes its uint8 mask with LANCZOS; we resize the float matte bilinearly on the device.

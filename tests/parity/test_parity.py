@@ -30,6 +30,14 @@ CASES = [pair for pair in PAIRS if pair not in SAME_NETWORK]
 # folder: tests/models/test_bmv2.py checks its keys against the ResNet-50 file's (the same code
 # paths, layer3 deeper), and both stand-in oracles run every refine mode.
 NO_ORACLE = {"scene_classifier", "realesrgan-x4plus-anime", "bmv2-resnet101"}
+# The quick subset (-m "not slow") runs the oracle cases of one small network and one procedure; the
+# others (a Swin-L stand-in alone is minutes on two cores) run in the full suite.
+QUICK_ORACLES = {"u2netp", "carvekit-trimap"}
+
+
+def by_size(params: list, oracle_name=lambda p: p[-1]) -> list:
+    return [pytest.param(*(p if isinstance(p, tuple) else (p,)),
+                         marks=() if oracle_name(p) in QUICK_ORACLES else pytest.mark.slow) for p in params]
 
 
 def test_every_registered_network_has_a_parity_target():
@@ -47,7 +55,7 @@ def test_targets_are_all_found_after_one_runner_module_was_imported_alone():
     assert out == [str(len(parity.targets())), "True", "True"]
 
 
-@pytest.mark.parametrize("checkpoint,oracle_name", CASES)
+@pytest.mark.parametrize("checkpoint,oracle_name", by_size(CASES))
 def test_parity_oracle(checkpoint, oracle_name):
     checks = parity.run(oracle_name, checkpoint=checkpoint)
     assert checks, "no cases ran"
@@ -66,7 +74,7 @@ def test_module_keys_and_shapes_are_the_published_ones(checkpoint, oracle_name):
     assert {k: list(v.shape) for k, v in model.state_dict().items()} == {k: list(v.shape) for k, v in published.items()}
 
 
-@pytest.mark.parametrize("checkpoint,oracle_name", CASES)
+@pytest.mark.parametrize("checkpoint,oracle_name", by_size(CASES))
 def test_loader_refuses_a_checkpoint_missing_a_key(checkpoint, oracle_name, tmp_path):
     spec = registry.get_spec(checkpoint)
     state = parity.oracle_module().checkpoint(oracle_name)
@@ -79,6 +87,7 @@ def test_loader_refuses_a_checkpoint_missing_a_key(checkpoint, oracle_name, tmp_
         registry.load(spec.name, tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("oracle_name", sorted(parity.targets()))
 def test_parity_in_channels_last(oracle_name):
     """On CUDA the model cache converts every network to channels_last: each must still pass, the
@@ -92,7 +101,7 @@ def test_parity_in_channels_last(oracle_name):
 PROCEDURES = sorted(n for n, t in parity.targets().items() if t.checkpoint is None)
 
 
-@pytest.mark.parametrize("oracle_name", PROCEDURES)
+@pytest.mark.parametrize("oracle_name", by_size(PROCEDURES, lambda name: name))
 def test_procedure_runners_honour_the_runs_dtype(oracle_name):
     """`--device` / `--dtype` reach every runner, the procedures too (their networks and inputs): in
     float64 a runner that left a network or an input behind would fail on mixed dtypes."""
@@ -124,7 +133,7 @@ def published(tmp_path_factory):
     return folder_for
 
 
-@pytest.mark.parametrize("checkpoint,oracle_name", SAME_NETWORK)
+@pytest.mark.parametrize("checkpoint,oracle_name", by_size(SAME_NETWORK))
 def test_entry_loads_the_stand_in_exactly_through_its_own_entry(checkpoint, oracle_name, published):
     spec = registry.get_spec(checkpoint)
     model = registry.load(checkpoint, published(checkpoint, oracle_name))

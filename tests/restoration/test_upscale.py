@@ -23,6 +23,7 @@ from restoration.upscale import (
 )
 
 
+@pytest.mark.slow
 def test_parity_oracle():
     checks = parity.run("realesrgan-tile")
     assert {c.output for c in checks} == {"output_float", "output_bgr_u8", "output_float_untiled",

@@ -13,13 +13,41 @@ from worker.device import prepare
 
 
 def test_float32_is_ieee_unless_tf32_is_allowed():
-    """This torch build defaults cudnn float32 convolutions to TF32; the worker decides explicitly."""
-    prepare(Settings(device="cpu"))
-    assert torch.backends.cudnn.conv.fp32_precision == "ieee"
-    assert torch.backends.cuda.matmul.fp32_precision == "ieee"
-    prepare(Settings(device="cpu", allow_tf32=True))
-    assert torch.backends.cudnn.conv.fp32_precision == "tf32"
-    prepare(Settings(device="cpu"))
+    """This torch build defaults cudnn float32 convolutions to TF32; the worker decides explicitly, and
+    says which it chose. (What the choice does to the arithmetic needs a GPU: the test below.)"""
+    try:
+        torch.backends.cudnn.conv.fp32_precision = torch.backends.cuda.matmul.fp32_precision = "tf32"
+        assert prepare(Settings(device="cpu")).float32 == "ieee"
+        assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == "ieee"
+        assert prepare(Settings(device="cpu", allow_tf32=True)).float32 == "tf32"
+        assert torch.backends.cudnn.conv.fp32_precision == torch.backends.cuda.matmul.fp32_precision == "tf32"
+    finally:
+        prepare(Settings(device="cpu"))
+
+
+def _float32_error(device: str) -> float:
+    """Relative error of a float32 convolution and matmul against float64: ~1e-7 in IEEE float32, ~1e-3
+    with TF32's 10-bit mantissa."""
+    generator = torch.Generator().manual_seed(0)
+    x, w = torch.randn(1, 64, 32, 32, generator=generator), torch.randn(64, 64, 3, 3, generator=generator)
+    a, b = torch.randn(256, 256, generator=generator), torch.randn(256, 256, generator=generator)
+    conv = torch.nn.functional.conv2d(x.to(device), w.to(device), padding=1).cpu().double()
+    product = (a.to(device) @ b.to(device)).cpu().double()
+    conv_error = (conv - torch.nn.functional.conv2d(x.double(), w.double(), padding=1)).norm() / conv.norm()
+    matmul_error = (product - a.double() @ b.double()).norm() / product.norm()
+    return max(float(conv_error), float(matmul_error))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability()[0] < 8,
+                    reason="needs a GPU with TF32 (Ampere or later)")
+def test_float32_policy_changes_the_arithmetic_on_the_gpu():
+    try:
+        prepare(Settings(device="cuda"))
+        assert _float32_error("cuda") < 1e-5
+        prepare(Settings(device="cuda", allow_tf32=True))
+        assert _float32_error("cuda") > 1e-4
+    finally:
+        prepare(Settings(device="cpu"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")

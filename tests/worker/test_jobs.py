@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -85,44 +84,74 @@ def test_mixed_good_and_bad_jobs_each_get_their_own_answer(bucket):
     assert outputs(bucket) == ["img/a/trans.png", "img/b/mask.png"]
 
 
-class SlowBucket(LocalStorage):
-    """A bucket whose reads (or writes) take a while, as a slow network would make them."""
+class GatedBucket(LocalStorage):
+    """A bucket whose read or write of one key waits until the test opens its gate, as a stalled
+    network would: `entered` is set when the call has begun, `returned` when it has come back."""
 
-    def __init__(self, root, get_s: float = 0.0, put_s: float = 0.0, slow_key: str | None = None):
+    def __init__(self, root, gated: str, key: str | None = None):
         super().__init__(root)
-        self.get_s, self.put_s, self.slow_key = get_s, put_s, slow_key
+        self.gated, self.key = gated, key  # "get" or "put"; the key it holds (None: any)
+        self.gate, self.entered, self.returned = threading.Event(), threading.Event(), threading.Event()
+        self.puts: list[str] = []
+
+    def _hold(self, call: str, key: str) -> bool:
+        if call != self.gated or self.key not in (None, key):
+            return False
+        self.entered.set()
+        assert self.gate.wait(timeout=120), "the test never opened the gate"
+        return True
 
     def get(self, key, max_bytes=None):
-        if self.slow_key in (None, key):
-            time.sleep(self.get_s)
-        return super().get(key, max_bytes)
+        held = self._hold("get", key)
+        try:
+            return super().get(key, max_bytes)
+        finally:
+            if held:
+                self.returned.set()
 
     def put(self, key, data, content_type):
-        time.sleep(self.put_s)
+        self.puts.append(key)
+        held = self._hold("put", key)
         super().put(key, data, content_type)
+        if held:
+            self.returned.set()
 
 
 def test_a_job_past_its_deadline_answers_an_error_and_writes_nothing(bucket):
-    storage = SlowBucket(bucket, get_s=6.0, slow_key="ogs/a")
-    worker = Worker(settings_for(bucket, job_timeout_s=2.0), storage=storage)
-    answer = run_all(worker, [{"id": "a"}])[0]
-    assert answer["error"] == "job timed out: it ran past JOB_TIMEOUT_S = 2 s; nothing was written"
-    time.sleep(5)  # the abandoned read returns and the job's coroutine is gone: nothing is written
-    assert outputs(bucket) == []
+    storage = GatedBucket(bucket, "get", "ogs/a")
+    worker = Worker(settings_for(bucket, job_timeout_s=1.0), storage=storage)
+
+    async def main():
+        answer = await worker.run({"id": "a"}, "req-0")
+        storage.gate.set()  # the abandoned read returns now; asyncio.run waits for its thread
+        return answer
+
+    answer = asyncio.run(main())
+    assert storage.entered.is_set() and storage.returned.is_set()
+    assert answer["error"] == "job timed out: it ran past JOB_TIMEOUT_S = 1 s; nothing was written"
+    assert storage.puts == [] and outputs(bucket) == []  # the read came back to a cancelled job
     assert run_all(worker, [{"id": "nope"}])[0]["error"] == "no image at ogs/nope"  # the worker goes on
 
 
 def test_a_deadline_during_the_write_lets_the_write_finish_and_answers_success(bucket):
     """Once the one PUT has begun the job is not abandoned: an answered timeout never leaves an
     output behind, and a written output is never answered as a timeout."""
-    storage = SlowBucket(bucket)
+    storage = GatedBucket(bucket, "put", "img/b/trans.png")
     worker = Worker(settings_for(bucket), storage=storage)
     warm = run_all(worker, [{"id": "a"}])[0]
     before_put = sum(v for k, v in warm["timings_ms"].items() if k not in ("put", "batch", "load_model")) / 1000
     deadline = 3 * before_put + 2  # reached during the write, not before it (the machine may be loaded)
-    storage.put_s = deadline + 3
     worker.services.settings = replace(worker.settings, job_timeout_s=deadline)
-    answer = run_all(worker, [{"id": "b"}])[0]
+
+    async def main():
+        job = asyncio.ensure_future(worker.run({"id": "b"}, "req-1"))
+        assert await asyncio.to_thread(storage.entered.wait, 120), "the write never began"
+        # the deadline counts from the job's start, before the write began: it has passed after this
+        await asyncio.sleep(deadline)
+        storage.gate.set()
+        return await job
+
+    answer = asyncio.run(main())
     assert answer.get("key") == "img/b/trans.png", answer
     assert answer["timings_ms"]["put"] > deadline * 1000
     assert outputs(bucket) == ["img/a/trans.png", "img/b/trans.png"]
@@ -143,6 +172,7 @@ def test_an_error_quotes_only_a_short_prefix_of_a_callers_value(bucket):
     assert "task: 'xxxx" in answer["error"] and len(answer["error"]) < 300
 
 
+@pytest.mark.slow
 def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucket, tmp_path):
     """carvekit's default chain needs three networks; with the default settings a second job loads none."""
     weights = tmp_path / "weights"
@@ -156,7 +186,7 @@ def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucke
     assert worker.services.models.loads == 3  # nothing reloaded
 
 
-class GatedBucket(LocalStorage):
+class StalledReadBucket(LocalStorage):
     """A bucket whose read of ogs/a waits for the test's gate; it marks when any other read begins."""
 
     def __init__(self, root):
@@ -174,7 +204,7 @@ class GatedBucket(LocalStorage):
 def test_a_timed_out_job_holds_its_slot_until_its_running_stage_returns_and_starts_no_other(bucket):
     """MAX_CONCURRENCY 1: job a's read hangs past the deadline. a is answered at the deadline, but b
     starts only once a's read has returned, and a runs no stage after it (nothing decoded, written)."""
-    storage = GatedBucket(bucket)
+    storage = StalledReadBucket(bucket)
     worker = Worker(settings_for(bucket, max_concurrency=1), storage=storage)
     assert run_all(worker, [{"id": "c", "task": "mask"}])[0]["key"] == "img/c/mask.png"  # the network loaded
     storage.other_read.clear()

@@ -16,7 +16,6 @@ from tests.conftest import CAR, DEVICE, SHARED, link_real_weights
 from worker.config import Settings
 from worker.context import JobRun
 from worker.jobs import Worker
-from worker.storage import LocalStorage
 
 STAND_INS = ["retinaface-resnet50", "gfpgan-v1.4", "parsenet", "bmv2-mobilenetv2"]
 BGM = SHARED / "data" / "bgm"
