@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 from runpod.serverless.modules.rp_logger import RunPodLogger
 
+from imaging.png import offloaded_cpu_seconds
 from worker.cache import ModelCache
 from worker.config import Settings
 from worker.device import DeviceInfo, synchronize
@@ -127,14 +128,19 @@ class JobRun:
         recorded with this thread and its CPU time. A device stage waits for its queued kernels before
         the clock stops, so its time is its own, not the next stage's (CUDA)."""
         with self.running():
-            start, cpu_start = time.perf_counter(), time.thread_time()
+            start, cpu_start = time.perf_counter(), self._thread_cpu()
             yield
             if device:
                 synchronize(self.services.device.device)
             wall_ms = (time.perf_counter() - start) * 1000
             self.stages.append(StageRecord(stage, threading.get_ident(), device, wall_ms,
-                                           (time.thread_time() - cpu_start) * 1000))
+                                           (self._thread_cpu() - cpu_start) * 1000))
             self.timings[stage] = round(wall_ms + self.timings.get(stage, 0.0), 1)
+
+    @staticmethod
+    def _thread_cpu() -> float:
+        """This thread's CPU seconds, with what the PNG writer's strip threads did for it."""
+        return time.thread_time() + offloaded_cpu_seconds()
 
     async def io(self, stage: str, fn: Callable[..., Any], *args: Any) -> Any:
         """Host work (storage, decoding, encoding, device-to-host copies) on a worker thread."""

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import io
 import struct
+import threading
 import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from imaging.png import WRITERS, adler32_combine, write_png
+from imaging.png import WRITERS, adler32_combine, offloaded_cpu_seconds, write_png
 from tests.conftest import png_chunks
 
 RNG = np.random.default_rng(7)
@@ -118,3 +119,24 @@ def test_refuses_what_it_does_not_write(pixels):
 def test_refuses_an_unknown_writer():
     with pytest.raises(ValueError, match="unknown PNG writer"):
         write_png(_flat(2, 2, 3), "smallest")
+
+
+def test_strip_threads_cpu_is_counted_for_the_thread_that_wrote_the_png():
+    """thread_time() of the caller misses the strip pool's work; the stage accounting adds what
+    offloaded_cpu_seconds reports, so it must grow by that work for the writing thread alone."""
+    pixels = np.random.default_rng(0).integers(0, 256, (512, 512, 4), np.uint8)
+    seen = {}
+
+    def write(strips: int) -> None:
+        before = offloaded_cpu_seconds()
+        write_png(pixels, "compact", strips, min_strip_bytes=1)
+        seen[strips] = offloaded_cpu_seconds() - before
+
+    mine = offloaded_cpu_seconds()
+    for strips in (1, 3):
+        thread = threading.Thread(target=write, args=(strips,))
+        thread.start()
+        thread.join()
+    assert seen[1] == 0.0  # one strip runs on the caller: its own thread_time counts it
+    assert seen[3] > 0.0
+    assert offloaded_cpu_seconds() == mine  # nothing is counted for this thread, which wrote nothing
