@@ -1,15 +1,15 @@
 """Peak memory (RSS) of one animated `remove_background` job, in a fresh process per measurement.
 
-    PYTHONPATH=. python benchmarks/bench_animation_memory.py [--frames 100] [--side 1000]
+    PYTHONPATH=. python benchmarks/bench_animation_memory.py [--frames 50 100] [--side 1000]
         [--format gif png webp] [--repo PATH]
 
-The input: a GIF of --frames frames of --side x --side, crops panning across
-../shared/data/hires/GT04.jpg, quantised by Pillow (made once, kept in a temporary folder). Each
+The input: GIFs of --frames frames of --side x --side, crops panning across
+../shared/data/hires/GT04.jpg, quantised by Pillow (kept in a temporary folder). Each
 measurement is a fresh Python process that loads the worker from --repo (this checkout by default;
 point it at another checkout to measure that code), serves a local bucket folder with the real u2netp
 weights (../shared/weights) on the CPU, runs one job (foreground blur_fusion: float colour) and
-prints ru_maxrss. A baseline process that only loads the worker and the model gives the job's own
-share (peak minus baseline), which is what grows with the animation's pixels.
+prints ru_maxrss. Two frame counts give what each frame adds (the model and the forward's activations
+do not grow with the animation), and from it the peak at MAX_TOTAL_PIXELS.
 """
 from __future__ import annotations
 
@@ -61,26 +61,29 @@ def measure(repo: Path, bucket: Path, job: dict | None) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--frames", type=int, nargs="+", default=[50, 100])
     parser.add_argument("--side", type=int, default=1000)
     parser.add_argument("--format", nargs="+", default=["gif", "png", "webp"])
     parser.add_argument("--repo", type=Path, default=REPO)
     args = parser.parse_args()
+    print(f"frames of {args.side}x{args.side}, code from {args.repo}")
     with tempfile.TemporaryDirectory() as folder:
         bucket = Path(folder)
         (bucket / "ogs").mkdir()
-        (bucket / "ogs" / "anim.gif").write_bytes(panning_gif(args.frames, args.side))
-        baseline = measure(args.repo, bucket, None)["max_rss_mb"]
-        megapixels = args.frames * args.side * args.side / 1e6
-        print(f"{args.frames} frames of {args.side}x{args.side} ({megapixels:g} MP), code from {args.repo}")
-        print(f"baseline (worker + u2netp loaded, no job): {baseline:.0f} MB")
+        print(f"baseline (worker + u2netp loaded, no job): {measure(args.repo, bucket, None)['max_rss_mb']:.0f} MB")
         for fmt in args.format:
-            job = {"id": "anim.gif", "format": fmt, "foreground": "blur_fusion"}
-            result = measure(args.repo, bucket, job)
-            assert "error" not in result["answer"], result["answer"]
-            peak = result["max_rss_mb"]
-            print(f"{fmt:5s} peak {peak:7.0f} MB, job's share {peak - baseline:7.0f} MB "
-                  f"({(peak - baseline) / megapixels:.1f} bytes per input pixel)")
+            peaks = {}
+            for frames in args.frames:
+                (bucket / "ogs" / f"{frames}.gif").write_bytes(panning_gif(frames, args.side))
+                result = measure(args.repo, bucket, {"id": f"{frames}.gif", "format": fmt, "foreground": "blur_fusion"})
+                assert "error" not in result["answer"], result["answer"]
+                peaks[frames] = result["max_rss_mb"]
+                print(f"{fmt:5s} {frames:4d} frames: peak RSS {peaks[frames]:6.0f} MB")
+            (low, high), pixels = (min(peaks), max(peaks)), args.side * args.side
+            if high > low:  # what each frame adds; the rest (model, forward activations) does not grow
+                per_frame = (peaks[high] - peaks[low]) / (high - low)
+                print(f"{fmt:5s} growth: {per_frame:.1f} MB per frame = {per_frame * 2**20 / pixels:.1f} bytes per "
+                      f"pixel; at 200 MP (MAX_TOTAL_PIXELS): {peaks[high] + per_frame * (2e8 / pixels - high):.0f} MB")
 
 
 if __name__ == "__main__":
