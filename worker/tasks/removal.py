@@ -1,6 +1,11 @@
 """The background-removal tasks (`remove_background`, `mask`): fetch, decode (every frame of an
 animation), restore faces where asked, plan, segment (batched with other jobs' images on the device
-lane), refine, apply the job's output knobs, encode, write."""
+lane), refine, apply the job's output knobs, encode, write.
+
+An animation goes through in two passes, so that its memory is a few bytes per pixel, not the float
+colour of every frame: first every frame's alpha (one byte per pixel), which the crop box and the
+confidence need whole; then each frame's colour and output pixels, made as the encoder asks for them
+(BENCHMARKS.md, animations)."""
 from __future__ import annotations
 
 import asyncio
