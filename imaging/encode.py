@@ -21,6 +21,7 @@ is added), as Pillow and libwebp do: what a viewer shows is the same, the frame 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,31 +128,53 @@ def encode_image(pixels: np.ndarray, options: OutputOptions, png: PngSettings = 
     return Encoded(out.getvalue(), CONTENT_TYPES[fmt], fmt)
 
 
-def encode_animation(frames: list[np.ndarray], durations: list[int], loop: int, options: OutputOptions,
-                     png: PngSettings = PngSettings()) -> Encoded:
-    """Frames of one shape (grey, RGB or RGBA uint8) as an APNG (format png), animated WebP or GIF.
+def _one_per_duration(frames: Iterable[np.ndarray], durations: int) -> Iterator[np.ndarray]:
+    """The frames, with a ValueError as soon as their number is known to differ from `durations`."""
+    count = 0
+    for count, frame in enumerate(frames, 1):
+        if count > durations:
+            raise ValueError(f"more than {durations} frames but {durations} durations")
+        yield frame
+    if count != durations:
+        raise ValueError(f"{count} frames but {durations} durations")
 
-    `durations` in milliseconds per frame, `loop` the number of plays (0 = forever).
+
+def _animation_image(pixels: np.ndarray, options: OutputOptions) -> Image.Image:
+    """One frame as the animated writers take it: a palette image for a GIF, else as it is (with the
+    colour under full transparency zeroed unless kept)."""
+    if options.format == "gif":
+        return _gif_frame(pixels)
+    if not options.keep_invisible_rgb:
+        pixels = zero_invisible(pixels)
+    return Image.fromarray(np.ascontiguousarray(pixels))
+
+
+def encode_animation(frames: Iterable[np.ndarray], durations: list[int], loop: int, options: OutputOptions,
+                     png: PngSettings = PngSettings()) -> Encoded:
+    """Frames of one shape (grey, RGB or RGBA uint8), one per duration, as an APNG (format png),
+    animated WebP or GIF.
+
+    `durations` in milliseconds per frame, `loop` the number of plays (0 = forever). `frames` may be a
+    generator: each frame is converted as the writer asks for it, so the caller's frames need not all
+    exist at once for a GIF (Pillow 13's GIF writer takes them one by one and keeps each as a palette
+    image); its APNG and WebP writers need every frame at once (BENCHMARKS.md, streamed animations).
     """
     fmt = options.format
-    check_frame_count(len(frames), options)
-    if len(frames) != len(durations):
-        raise ValueError(f"{len(frames)} frames but {len(durations)} durations")
+    check_frame_count(len(durations), options)
+    images = (_animation_image(f, options) for f in _one_per_duration(frames, len(durations)))
     if fmt == "gif":
-        images = [_gif_frame(f) for f in frames]
         args = {"disposal": 2, "transparency": GIF_TRANSPARENT, **_gif_loop(loop)}
+    elif fmt == "png":
+        args = {"loop": loop, "disposal": 0, "blend": 0, "compress_level": png.compress_level, "compress_type": Z_RLE}
     else:
-        if not options.keep_invisible_rgb:
-            frames = [zero_invisible(f) for f in frames]
-        images = [Image.fromarray(np.ascontiguousarray(f)) for f in frames]
-        if fmt == "png":
-            args = {"loop": loop, "disposal": 0, "blend": 0, "compress_level": png.compress_level,
-                    "compress_type": Z_RLE}
-        else:
-            args = {"loop": loop, **_webp_args(options)}
+        args = {"loop": loop, **_webp_args(options)}
+    if fmt == "gif":  # Pillow's GIF writer takes its frames one at a time
+        first, rest = next(images), images
+    else:  # its APNG writer reads append_images twice, its WebP writer makes a list of it first
+        first, *rest = images
     out = io.BytesIO()
-    images[0].save(out, format="WEBP" if fmt == "webp" else fmt.upper(), save_all=True,
-                   append_images=images[1:], duration=list(durations), **args)
+    first.save(out, format="WEBP" if fmt == "webp" else fmt.upper(), save_all=True, append_images=rest,
+               duration=list(durations), **args)
     return Encoded(out.getvalue(), CONTENT_TYPES[fmt], fmt)
 
 

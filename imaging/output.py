@@ -18,27 +18,37 @@ from imaging.options import OutputOptions
 from imaging.postprocess import cutout
 
 
-def output_box(alphas: list[torch.Tensor], options: OutputOptions) -> Box | None:
-    """The crop box over all frames' [H,W] alphas, or None when options.crop is off."""
+def output_box(alphas: torch.Tensor | list[torch.Tensor], options: OutputOptions) -> Box | None:
+    """The crop box over all frames' alphas ([N,H,W], or a list of [H,W]), or None when options.crop is off."""
     if not options.crop:
         return None
-    return crop_box(torch.stack(alphas), options.margin, options.crop_threshold)
+    return crop_box(alphas if isinstance(alphas, torch.Tensor) else torch.stack(alphas), options.margin,
+                    options.crop_threshold)
+
+
+def output_size(height: int, width: int, box: Box | None, options: OutputOptions) -> tuple[int, int]:
+    """(height, width) of every output frame of an image of height x width cropped to `box`."""
+    if box is not None:
+        height, width = box.height, box.width
+    return fit_within(height, width, options.max_pixels)
+
+
+def output_frame(colour: torch.Tensor, alpha: torch.Tensor, box: Box | None, options: OutputOptions,
+                 bg_color: str | None = None) -> np.ndarray:
+    """One frame's HxW grey (channels=alpha), HxWx3 RGB (opaque bg_color) or HxWx4 RGBA uint8 array.
+
+    `colour` is [3,H,W] uint8 or float in [0,1] (a decontaminated foreground), `alpha` [H,W] uint8, on
+    one device; `box` is output_box over every frame of the animation (one canvas for all frames).
+    """
+    size = output_size(*alpha.shape, box, options)
+    if box is not None:
+        colour, alpha = crop(colour, box), crop(alpha, box)
+    colour, alpha = resize_cutout(colour, alpha, size)
+    return alpha.cpu().numpy() if options.channels == "alpha" else cutout(colour, alpha, bg_color)
 
 
 def output_frames(colours: list[torch.Tensor], alphas: list[torch.Tensor], options: OutputOptions,
                   bg_color: str | None = None) -> list[np.ndarray]:
-    """HxW grey (channels=alpha), HxWx3 RGB (opaque bg_color) or HxWx4 RGBA uint8 arrays, one per frame.
-
-    `colours` are [3,H,W] uint8 or float in [0,1] (a decontaminated foreground), `alphas` [H,W] uint8,
-    all on one device and of one size.
-    """
+    """output_frame for every frame, with one box over all of them."""
     box = output_box(alphas, options)
-    height, width = (box.height, box.width) if box else alphas[0].shape
-    size = fit_within(height, width, options.max_pixels)
-    frames = []
-    for colour, alpha in zip(colours, alphas):
-        if box is not None:
-            colour, alpha = crop(colour, box), crop(alpha, box)
-        colour, alpha = resize_cutout(colour, alpha, size)
-        frames.append(alpha.cpu().numpy() if options.channels == "alpha" else cutout(colour, alpha, bg_color))
-    return frames
+    return [output_frame(colour, alpha, box, options, bg_color) for colour, alpha in zip(colours, alphas)]

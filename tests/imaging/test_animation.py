@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import weakref
 
 import numpy as np
 import pytest
@@ -173,3 +174,41 @@ def test_refusals_and_single_frames():
     check_frame_count(2, OutputOptions(format="gif"))
     single = encode_frames(_frames(1), [0], 0, OutputOptions())
     assert getattr(Image.open(io.BytesIO(single.data)), "n_frames", 1) == 1
+
+
+class _LiveFrames:
+    """Frames made one at a time, counting how many of them are still alive (referenced) at once."""
+
+    def __init__(self, frames: list[np.ndarray]):
+        self.frames, self.live, self.most_live = frames, 0, 0
+
+    def _released(self) -> None:
+        self.live -= 1
+
+    def __iter__(self):
+        for frame in self.frames:
+            made = frame.copy()
+            weakref.finalize(made, self._released)
+            self.live += 1
+            self.most_live = max(self.most_live, self.live)
+            yield made
+            del made
+
+
+def test_a_gif_takes_its_frames_one_at_a_time_from_a_generator():
+    frames = _LiveFrames(_frames(8))
+    streamed = encode_animation(iter(frames), [100] * 8, 0, OutputOptions(format="gif"))
+    assert frames.most_live == 2 and frames.live == 0  # the frame being converted and the one before, of 8
+    assert streamed.data == encode_animation(_frames(8), [100] * 8, 0, OutputOptions(format="gif")).data
+
+
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_apng_and_webp_take_a_generator_too(fmt):
+    expected = encode_animation(_frames(), [50] * 4, 0, OutputOptions(format=fmt)).data
+    assert encode_animation(iter(_LiveFrames(_frames())), [50] * 4, 0, OutputOptions(format=fmt)).data == expected
+
+
+@pytest.mark.parametrize("count, message", [(3, "^3 frames but 4 durations"), (5, "^more than 4 frames but 4 durations")])
+def test_frames_and_durations_must_match_in_number(count, message):
+    with pytest.raises(ValueError, match=message):
+        encode_animation(iter(_frames(count)), [50] * 4, 0, OutputOptions(format="gif"))

@@ -1,10 +1,16 @@
 """The background-removal tasks (`remove_background`, `mask`): fetch, decode (every frame of an
 animation), restore faces where asked, plan, segment (batched with other jobs' images on the device
-lane), refine, apply the job's output knobs, encode, write."""
+lane), refine, apply the job's output knobs, encode, write.
+
+An animation goes through in two passes, so that its memory is a few bytes per pixel, not the float
+colour of every frame: first every frame's alpha (one byte per pixel), which the crop box and the
+confidence need whole; then each frame's colour and output pixels, made as the encoder asks for them
+(BENCHMARKS.md, animations)."""
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -16,9 +22,10 @@ from carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
 from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
-from imaging.encode import check_frame_count, encode_frames
+from imaging.encode import check_frame_count, encode_animation, encode_image
 from imaging.matte_ops import refine_matte
-from imaging.output import output_box, output_frames
+from imaging.matte_ops import Box
+from imaging.output import output_box, output_frame, output_size
 from imaging.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
 from imaging.segment import network_size, predict_mattes
 from models import registry
@@ -142,12 +149,20 @@ async def run(run: JobRun) -> dict:
     finally:
         if not arrived:
             lane.arrived()
-    pixels, figures = await run.on_device("postprocess", _finish, run, frames, mattes, plan, spec)
-    del mattes
-    encoded = await run.io("encode", encode_frames, pixels, animation.durations, animation.loop, options.output,
-                           settings.png)
+    method = _foreground_method(options, plan, spec)
+    if len(frames) > 1:
+        alphas, box, figures = await run.on_device("postprocess", _alphas, run, frames, mattes, plan)
+        del mattes
+        pixels = _streamed_pixels(run, asyncio.get_running_loop(), frames, alphas, box, method)
+        encoded = await run.io("encode", encode_animation, pixels, animation.durations, animation.loop,
+                               options.output, settings.png)
+        out_h, out_w = output_size(height, width, box, options.output)
+    else:
+        still, figures = await run.on_device("postprocess", _still, run, frames[0], mattes, plan, method)
+        del mattes
+        encoded = await run.io("encode", encode_image, still, options.output, settings.png)
+        out_h, out_w = still.shape[:2]
     out_key = await write(run, encoded)
-    out_h, out_w = pixels[0].shape[:2]
     if len(frames) > 1:
         extra["frames"] = len(frames)
     return answer(run, out_key, out_w, out_h, spec.name,
@@ -155,29 +170,57 @@ async def run(run: JobRun) -> dict:
                   **({"scene": plan.scene} if plan.scene else {}), **figures, **extra)
 
 
-def _finish(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
-            spec: ModelSpec) -> tuple[list[np.ndarray], dict]:
-    """On the device: each frame's full-size alpha, carvekit's refinement, the confidence (of the
-    model's matte), the job's matte knobs, the colour, then crop/size/channels for every frame."""
+def _foreground_method(options: Options, plan: ChainParams, spec: ModelSpec) -> str:
+    if options.foreground != "auto":
+        return options.foreground
+    return "blur_fusion" if plan.post != "none" else spec.default_foreground
+
+
+def _alphas(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor],
+            plan: ChainParams) -> tuple[torch.Tensor, Box | None, dict]:
+    """On the device, the first pass: every frame's full-size alpha [N,H,W] uint8 (carvekit's
+    refinement, then the job's matte knobs), the confidence (of the model's matte) and the crop box,
+    which need every frame. One byte per pixel is all that is kept of an animation's frames here."""
     options = run.job.options
-    device = mattes[0].device
-    colours, alphas = [], []
+    width, height = frames[0].size
+    alphas = torch.empty((len(frames), height, width), dtype=torch.uint8, device=mattes[0].device)
     if plan.post != "none":
         run.progress(f"refining the matte ({plan.post})")
-    for frame, matte in zip(frames, mattes):
+    for index, (frame, matte) in enumerate(zip(frames, mattes)):
         run.check()
-        rgb = rgb_tensor(frame, device)
-        alpha = keep_own_alpha(post_process(run.services.models, rgb, full_size_alpha(matte, frame), plan), frame)
-        colours.append(rgb)
-        alphas.append(alpha)
-    figures = matte_confidence(torch.stack(alphas)).as_dict()
-    alphas = [refine_matte(a, options.output) for a in alphas]
-    if options.output.channels == "rgba":
-        method = options.foreground
-        if method == "auto":
-            method = "blur_fusion" if plan.post != "none" else spec.default_foreground
-        colours = [foreground_colour(rgb, alpha, method) for rgb, alpha in zip(colours, alphas)]
+        rgb = rgb_tensor(frame, alphas.device)
+        alphas[index] = keep_own_alpha(post_process(run.services.models, rgb, full_size_alpha(matte, frame), plan),
+                                       frame)
+    figures = matte_confidence(alphas).as_dict()
+    for index in range(len(alphas)):
+        alphas[index] = refine_matte(alphas[index], options.output)
     box = output_box(alphas, options.output)
     if box is not None:
         figures["crop"] = box.as_dict()
-    return output_frames(colours, alphas, options.output, options.bg_color), figures
+    return alphas, box, figures
+
+
+def _pixels(run: JobRun, frame: DecodedImage, alpha: torch.Tensor, box: Box | None, method: str) -> np.ndarray:
+    """On the device, the second pass for one frame: its colour (foreground `method`), then
+    crop/size/channels; the float colour of one frame at a time."""
+    run.check()
+    options = run.job.options
+    rgb = rgb_tensor(frame, alpha.device)
+    colour = foreground_colour(rgb, alpha, method) if options.output.channels == "rgba" else rgb
+    return output_frame(colour, alpha, box, options.output, options.bg_color)
+
+
+def _still(run: JobRun, frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainParams,
+           method: str) -> tuple[np.ndarray, dict]:
+    alphas, box, figures = _alphas(run, [frame], mattes, plan)
+    return _pixels(run, frame, alphas[0], box, method), figures
+
+
+def _streamed_pixels(run: JobRun, loop: asyncio.AbstractEventLoop, frames: list[DecodedImage],
+                     alphas: torch.Tensor, box: Box | None, method: str) -> Iterator[np.ndarray]:
+    """Each frame's output pixels, made on the device lane when the encoder (on its own thread) asks
+    for the frame: only the frames the encoder holds exist at once, and other jobs' device work runs
+    between frames."""
+    for frame, alpha in zip(frames, alphas):
+        made = run.on_device("postprocess", _pixels, run, frame, alpha, box, method)
+        yield asyncio.run_coroutine_threadsafe(made, loop).result()

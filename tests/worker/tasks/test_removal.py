@@ -2,11 +2,18 @@
 knobs the chain cannot run with, several missing weight files (real u2netp)."""
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
+import pytest
+import torch
 from PIL import Image
+
+from imaging.postprocess import foreground_colour
 
 from tests.conftest import SHARED
 from tests.worker.tasks.conftest import Bucket, encoded
+from worker.tasks import removal
 
 
 def two_frames(fmt: str) -> bytes:
@@ -65,3 +72,32 @@ def test_every_missing_weight_file_of_a_chain_is_named_at_once(tmp_path):
                             "(parsing_parsenet.pth)"), error
     assert ("fetch them with: python -m builder.fetch_weights cascadepsp-carveset fba retinaface-resnet50 "
             "gfpgan-v1.4 parsenet") in error
+
+
+@pytest.mark.parametrize("fmt", ["gif", "png"])
+def test_an_animation_holds_one_frame_of_float_colour_at_a_time(bucket, monkeypatch, fmt):
+    """The colour pass runs frame by frame after every matte is known: the real foreground_colour,
+    watched for how many of its float results are alive at once."""
+    live = most_live = 0
+
+    def released():
+        nonlocal live
+        live -= 1
+
+    def watched(rgb, alpha, method):
+        nonlocal live, most_live
+        colour = foreground_colour(rgb, alpha, method)
+        assert colour.dtype == torch.float32
+        weakref.finalize(colour, released)
+        live += 1
+        most_live = max(most_live, live)
+        return colour
+
+    monkeypatch.setattr(removal, "foreground_colour", watched)
+    frames = [Image.new("RGB", (24, 16), colour) for colour in ("red", "blue", "green", "white", "black", "grey")]
+    for frame, left in zip(frames, range(0, 18, 3)):
+        frame.paste((250, 200, 0), (left, 4, left + 6, 12))
+    bucket.put("ogs/anim.gif", encoded(frames[0], "GIF", save_all=True, append_images=frames[1:], duration=100))
+    answer = bucket.run({"id": "anim.gif", "format": fmt, "foreground": "blur_fusion", "crop": True})
+    assert answer["frames"] == 6 and (answer["width"], answer["height"]) == bucket.read(answer["key"]).size
+    assert most_live == 1 and live == 0
