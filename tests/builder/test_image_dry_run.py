@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from builder import dockerfile
@@ -34,6 +35,7 @@ def test_build_context_leaves_out_the_big_folders_and_keeps_what_the_image_copie
     assert sources and not [source for source in sources if ignored(source.rstrip("/"))]
 
 
+@pytest.mark.slow
 def test_image_dry_run_serves_the_hubs_first_job(tmp_path):
     app, weights, hf_home = tmp_path / "app", tmp_path / "weights", tmp_path / "hf"
     places = {"/app": str(app), "/weights": str(weights), "/tmp/hf": str(hf_home)}

@@ -63,6 +63,7 @@ JOBS = [
 ]
 
 
+@pytest.mark.slow
 def test_no_stage_of_any_task_runs_on_the_event_loop(bucket, weights):
     settings = replace(Settings(local_bucket_dir=str(bucket), weights_dir=weights, device=DEVICE,
                                 default_model="u2netp"), max_concurrency=len(JOBS))
