@@ -87,12 +87,23 @@ def test_loader_refuses_a_checkpoint_missing_a_key(checkpoint, oracle_name, tmp_
         registry.load(spec.name, tmp_path)
 
 
+# Procedures whose channels_last check runs on torch's own CPU convolutions instead of oneDNN's. On an
+# AVX-512/AMX Xeon (this CI box, 2026-12-07), oneDNN's channels_last convolutions round differently,
+# and CascadePSP's refinement amplifies it through its crop choice (crops are refined only when their
+# foreground share lies in INTEREST): case 0's pred is 5.15e-3 off with oneDNN, 1.37e-6 with torch's
+# kernels, 1.31e-6 / 2.74e-6 on case 1 either way; the network alone passes in channels_last with both.
+# Production runs CascadePSP in NCHW on the CPU (CPU_CHANNELS_LAST is u2net's alone) and through cuDNN
+# on CUDA, so this check is about our code in channels_last, not about oneDNN's rounding.
+ONEDNN_CHANNELS_LAST_OFF = {"cascadepsp-refine"}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("oracle_name", sorted(parity.targets()))
 def test_parity_in_channels_last(oracle_name):
     """On CUDA the model cache converts every network to channels_last: each must still pass, the
     procedures that run a network (wrapper folders) included."""
-    checks = parity.run(oracle_name, channels_last=True)
+    with torch.backends.mkldnn.flags(enabled=oracle_name not in ONEDNN_CHANNELS_LAST_OFF):
+        checks = parity.run(oracle_name, channels_last=True)
     assert checks, "no cases ran"
     for check in checks:
         assert check.passed, check.line(oracle_name)
