@@ -80,10 +80,15 @@ def _refuse_transparent_jpeg(pixels: np.ndarray) -> None:
                                "or use png or webp")
 
 
+def holds_animations(options: OutputOptions) -> bool:
+    """Whether the output format can hold several frames (a jpg is one picture)."""
+    return options.format != "jpg"
+
+
 def check_frame_count(frames: int, options: OutputOptions) -> None:
-    """Refuse a format that cannot hold this many frames (a jpg is one picture): callable as soon as
-    the input's frames are counted, before any network runs on them."""
-    if frames > 1 and options.format == "jpg":
+    """Refuse a format that cannot hold this many frames: callable as soon as the input's frames are
+    counted, before any network runs on them."""
+    if frames > 1 and not holds_animations(options):
         raise CallerValueError("format", f"'jpg' cannot hold an animation (the input has {frames} frames); "
                                f"use png (APNG), webp or gif, or frames='first'")
 

@@ -22,11 +22,13 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from imaging.errors import CallerValueError
+
 QUOTE_CHARS = 60  # an error quotes at most this much of a caller's value
 JSON_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
-class KnobError(ValueError):
+class KnobError(CallerValueError):
     """A caller's value that a knob refuses; the message names the knob and what it allows."""
 
 
@@ -74,7 +76,7 @@ class Knob:
             try:
                 self.parse(typed)
             except ValueError as exc:
-                raise KnobError(f"{self.name}: {exc}") from None
+                raise KnobError(self.name, str(exc)) from None
         return float(typed) + 0.0 if self.type is float else typed  # + 0.0: -0.0 becomes 0.0
 
     def _typed(self, value: Any) -> Any:
@@ -98,7 +100,7 @@ class Knob:
         raise self.refuse(value, f"has the wrong type; expected {self.allowed()}")
 
     def refuse(self, value: Any, why: str) -> KnobError:
-        return KnobError(f"{self.name}: {quote(value)} {why}")
+        return KnobError(self.name, f"{quote(value)} {why}")
 
     def allowed(self) -> str:
         """What the knob takes, in words: its type and range, choices or pattern (the README's column)."""

@@ -22,7 +22,7 @@ from carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
 from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
-from imaging.encode import check_frame_count, encode_animation, encode_image
+from imaging.encode import check_frame_count, encode_animation, encode_image, holds_animations
 from imaging.matte_ops import refine_matte
 from imaging.matte_ops import Box
 from imaging.output import output_box, output_frame, output_size
@@ -90,7 +90,7 @@ def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
         if image is not None:
             return DecodedAnimation([image], [0], 0, image.source_format)
     first_only = output.frames == "first"
-    if not first_only:  # refused from the header, before anything is decoded or run
+    if not first_only and not holds_animations(output):  # refused from the header, before any decoding
         check_frame_count(frame_count(data, settings.max_image_pixels), output)
     limits = AnimationLimits(max_frames=settings.max_frames, max_total_pixels=settings.max_total_pixels)
     return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=first_only)
