@@ -48,8 +48,8 @@ from evaluation.report import (
 )
 from imaging.filters import gaussian_blur
 from imaging.resample import matlab_resize, to_uint8_matlab
-from restoration.restore import RestoreParams, restore
-from restoration.upscale import UpscaleParams, upscale
+from pipeline.restoration.restore import RestoreParams, restore
+from pipeline.restoration.upscale import UpscaleParams, upscale
 from worker.device import synchronize
 
 TASKS = ("upscale", "restore")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from imaging.knobs import Knob
-from imaging.postprocess import parse_color
 
 CUTOUT_TASKS = ("remove_background", "matte")
 MATTE_TASKS = CUTOUT_TASKS + ("mask",)
@@ -88,6 +87,13 @@ def parse_margin(text: str) -> Margin:
     elif len(values) == 2:
         values = [values[0], values[1], values[0], values[1]]
     return Margin(*values)
+
+
+def parse_color(value: str) -> tuple[int, int, int, int]:
+    """#RRGGBB or #RRGGBBAA to an RGBA tuple."""
+    digits = value.lstrip("#")
+    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+    return (*rgba, 255)[:4] if len(rgba) == 3 else tuple(rgba)
 
 
 def check_feather(sigma: float) -> None:

@@ -1,7 +1,7 @@
 """Pillow's and OpenCV's resizes, reproduced bit for bit with torch ops on the tensor's device.
 
 carvekit's recipes resize with Pillow on 8-bit images and with cv2.resize on float images; the
-wrappers (carvekit/refine.py, carvekit/fba_matting.py) run those steps on the GPU with these.
+wrappers (pipeline/carvekit/refine.py, pipeline/carvekit/fba_matting.py) run those steps on the GPU with these.
 
 Pillow 13, 8-bit images (Resample.c, Reduce.c, Image.thumbnail):
   `pil_resize`     Image.resize(size, BICUBIC, box): fixed-point taps with 22 fractional bits, int32

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from carvekit.fba_matting import fba_compose, fba_inputs, known_alpha
+from pipeline.carvekit.fba_matting import fba_compose, fba_inputs, known_alpha
 from parity import close, oracle_module, runner
 
 FLIP_VALUES = (76, 77)  # uint8(alpha * 255) of an alpha just above the 0.3 noise floor

@@ -11,13 +11,13 @@ import unicodedata
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, default_of
+from pipeline.carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, default_of
 from imaging.knobs import Knob, KnobError, quote
 from imaging.options import OUTPUT_KNOBS, OutputOptions
-from matting.background import PRESETS, MatteParams
+from pipeline.matting.background import PRESETS, MatteParams
 from models.bmv2 import REFINE_MODES
-from restoration.restore import RestoreParams
-from restoration.upscale import ALPHA_UPSAMPLERS, UpscaleParams
+from pipeline.restoration.restore import RestoreParams
+from pipeline.restoration.upscale import ALPHA_UPSAMPLERS, UpscaleParams
 from worker import config
 from worker.errors import InvalidInput
 
@@ -68,7 +68,7 @@ ID = Knob("id", str, None, "the image's key below ogs/", parse=check_plain_key)
 
 # The knobs a job may carry. A knob left out (or null, where it takes null) takes its default: `model`
 # the DEFAULT_MODEL setting (or the task's own), `precision` the PRECISION setting, the chain's knobs
-# carvekit/params.py's ChainParams (or carvekit's recommendation for the network), the others their
+# pipeline/carvekit/params.py's ChainParams (or carvekit's recommendation for the network), the others their
 # dataclass's.
 KNOBS: dict[str, Knob] = {knob.name: knob for knob in (
     Knob("model", str, None, "a registered model name (or a local BiRefNet weights folder); default per task",

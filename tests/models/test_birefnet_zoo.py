@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 import parity
-from imaging.segment import network_size, predict_mattes
+from pipeline.segmentation.segment import network_size, predict_mattes
 from models import registry
 from models.birefnet_zoo import ZOO
 from models.spec import SizeOutOfRange

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from imaging.segment import predict_mattes
+from pipeline.segmentation.segment import predict_mattes
 from models import registry
 from tests.conftest import REPO, SHARED
 from worker import config

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks, post_process
-from carvekit.params import CARVEKIT, ChainParams
+from pipeline.carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks, post_process
+from pipeline.carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
 from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
@@ -26,8 +26,8 @@ from imaging.encode import check_frame_count, encode_animation, encode_image, ho
 from imaging.matte_ops import refine_matte
 from imaging.matte_ops import Box
 from imaging.output import output_box, output_frame, output_size
-from imaging.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
-from imaging.segment import network_size, predict_mattes
+from pipeline.segmentation.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
+from pipeline.segmentation.segment import network_size, predict_mattes
 from models import registry
 from models.spec import ModelSpec
 from worker.cache import resolve_dtype

@@ -9,8 +9,8 @@ from imaging.decode import DecodedImage, decode
 from imaging.encode import encode_image
 from imaging.resample import cv2_resize_lanczos4
 from models import registry
-from restoration.restore import RestoreParams, RestoreResult, restore
-from restoration.upscale import UpscaleParams, upscale
+from pipeline.restoration.restore import RestoreParams, RestoreResult, restore
+from pipeline.restoration.upscale import UpscaleParams, upscale
 from worker.context import JobRun
 from worker.schema import BG_UPSAMPLER, BG_UPSAMPLER_TILE, TASK_MODELS, RestoreJob
 from worker.tasks.common import (

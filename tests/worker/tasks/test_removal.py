@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.postprocess import foreground_colour
+from pipeline.segmentation.postprocess import foreground_colour
 
 from tests.conftest import SHARED
 from tests.worker.tasks.conftest import Bucket, encoded

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from carvekit.auto_select import (
+from pipeline.carvekit.auto_select import (
     AUTO_PARAMS,
     AUTOSCENE_NETS,
     CONFIGURED,
@@ -33,11 +33,11 @@ from carvekit.auto_select import (
     supercategories,
     top_scene,
 )
-from carvekit.fba_matting import fba_alpha
-from carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
-from carvekit.refine import check_refine_params, refine
-from carvekit.trimap import make_trimap
-from imaging.preprocess import network_batch
+from pipeline.carvekit.fba_matting import fba_alpha
+from pipeline.carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
+from pipeline.carvekit.refine import check_refine_params, refine
+from pipeline.carvekit.trimap import make_trimap
+from pipeline.segmentation.preprocess import network_batch
 from models import registry
 from models.spec import ModelSpec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from imaging.preprocess import network_batch
+from pipeline.segmentation.preprocess import network_batch
 from imaging.tensors import free_bytes, in_model_format
 from models.spec import ModelSpec
 

@@ -6,7 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from imaging.decode import DecodedImage
-from imaging.postprocess import cutout, full_size_alpha
+from imaging.output import cutout
+from pipeline.segmentation.postprocess import full_size_alpha
 
 
 def _image(height: int, width: int) -> DecodedImage:

@@ -5,7 +5,6 @@ multiplied by the image's own alpha when it had one, so that what was transparen
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -44,35 +43,3 @@ def foreground_colour(rgb: torch.Tensor, alpha: torch.Tensor, method: str) -> to
         return carvekit_apply_mask(rgb[None], alpha[None, None])[0, :3]
     image = rgb[None].float() / 255
     return estimate_foreground(image, alpha[None, None].float() / 255)[0]
-
-
-def parse_color(value: str) -> tuple[int, int, int, int]:
-    """#RRGGBB or #RRGGBBAA to an RGBA tuple."""
-    digits = value.lstrip("#")
-    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
-    return (*rgba, 255)[:4] if len(rgba) == 3 else tuple(rgba)
-
-
-def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.ndarray:
-    """HxWx4 RGBA (or HxWx3 RGB on an opaque background colour) uint8 from [3,H,W] colour and [H,W] alpha.
-
-    `rgb` is uint8 or float in [0,1] (a decontaminated foreground).
-    """
-    if bg_color is None and rgb.dtype == torch.uint8:  # the common case: no arithmetic on 12 MP
-        # Joined along the last dim of the HxWxC views: one pass writes the HxWx4 array the encoder
-        # takes as it is (a CHW concatenation would need a second, transposing copy).
-        return torch.cat([rgb.permute(1, 2, 0), alpha[..., None]], 2).cpu().numpy()
-    colour = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
-    if bg_color is None:
-        pixels = torch.cat([colour.mul(255).round_().to(torch.uint8), alpha[None]], 0)
-    else:
-        r, g, b, a = parse_color(bg_color)
-        weight = alpha[None].float() / 255
-        background = torch.tensor([r, g, b], device=rgb.device, dtype=torch.float32).view(3, 1, 1) / 255
-        under = (a / 255) * (1 - weight)  # how much of the background shows
-        out_alpha = weight + under
-        mixed = (colour * weight + background * under) / out_alpha.clamp_min(1e-6)
-        pixels = mixed.mul(255).round_().clamp_(0, 255).to(torch.uint8)
-        if a != 255:
-            pixels = torch.cat([pixels, out_alpha.mul(255).round_().to(torch.uint8)], 0)
-    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from carvekit.params import DEFAULTS, ChainParams
+from pipeline.carvekit.params import DEFAULTS, ChainParams
 from imaging.errors import CallerValueError
 from imaging.resample import pil_resize, pil_thumbnail
 from imaging.tensors import constant

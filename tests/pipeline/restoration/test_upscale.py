@@ -12,7 +12,7 @@ from torch import nn
 import parity
 from models.rrdbnet import RRDBNet
 from imaging.errors import CallerValueError
-from restoration.upscale import (
+from pipeline.restoration.upscale import (
     UpscaleParams,
     _reflect_pad,
     check_tiling,

@@ -18,8 +18,8 @@ import parity
 from imaging.exact import emulated_fma, fma
 from imaging.filters import _softfloat_exp, erode, gaussian_blur, gaussian_kernel
 from imaging.warp import invert_affine_transform, warp_affine
-from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
-from restoration.detection import (
+from pipeline.restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
+from pipeline.restoration.detection import (
     Faces,
     _eyes_far_enough,
     center_face,
@@ -28,7 +28,7 @@ from restoration.detection import (
     decode_landmarks,
     prior_boxes,
 )
-from restoration.paste import PARSE_FRAME, background, parse_mask, paste_faces
+from pipeline.restoration.paste import PARSE_FRAME, background, parse_mask, paste_faces
 
 
 def _similarity(scale: float, angle: float, tx: float, ty: float) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 import parity
-from matting.background import (
+from pipeline.matting.background import (
     MatteParams,
     PlateSizeMismatch,
     coarse_min_side,

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from carvekit.params import DEFAULTS, ChainParams
+from pipeline.carvekit.params import DEFAULTS, ChainParams
 from imaging.boxes import nms_in_numpy_order
 from imaging.decode import as_array
 from models import registry

@@ -16,9 +16,9 @@ import torch
 from torch import nn
 
 from models.retinaface import RetinaFaceOutput
-from restoration.detection import DetectionParams, prior_boxes
-from restoration.paste import background
-from restoration.restore import RestoreParams, restore, restorer_input, restorer_output
+from pipeline.restoration.detection import DetectionParams, prior_boxes
+from pipeline.restoration.paste import background
+from pipeline.restoration.restore import RestoreParams, restore, restorer_input, restorer_output
 
 TEMPLATE_512 = torch.tensor([[192.98, 239.95], [318.90, 240.19], [256.63, 314.02], [201.26, 371.41], [313.09, 371.15]])
 
@@ -150,7 +150,7 @@ def test_parameters_are_checked():
 
 def test_detection_on_a_smaller_copy_reports_input_coordinates():
     """get_face_landmarks_5(resize=48) on 96 x 128: detection on a 48 x 64 Lanczos copy, coordinates x 2."""
-    from restoration.detection import detect_faces
+    from pipeline.restoration.detection import detect_faces
 
     seen = []
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.preprocess import _STRIPS_FROM_PIXELS, network_batch, pil_resize
+from pipeline.segmentation.preprocess import _STRIPS_FROM_PIXELS, network_batch, pil_resize
 from models import registry
 from tests.conftest import SHARED
 
@@ -40,7 +40,7 @@ def test_batches_are_split_to_fit_memory_and_refused_when_one_does_not(monkeypat
     free memory, and an input that cannot fit even alone is a clear caller error, not an OOM."""
     import pytest
 
-    from imaging import segment
+    from pipeline.segmentation import segment
     from models.birefnet import BiRefNet
 
     per_image = BiRefNet.workspace_bytes(1, 4096, 4096)

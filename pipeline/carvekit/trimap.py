@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from carvekit.params import DEFAULTS
+from pipeline.carvekit.params import DEFAULTS
 from imaging.filters import dilate, erode
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255

@@ -22,9 +22,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
-from restoration.detection import DetectionParams, Faces, detect_faces, network_dtype
-from restoration.paste import FACE_SIZE, background, parse_mask, paste_faces, upscaled_size
+from pipeline.restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
+from pipeline.restoration.detection import DetectionParams, Faces, detect_faces, network_dtype
+from pipeline.restoration.paste import FACE_SIZE, background, parse_mask, paste_faces, upscaled_size
 
 Network = Callable[[torch.Tensor], object]
 # image uint8 [3, H, W] -> uint8 [3, H', W'] about `upscale` times larger (e.g. Real-ESRGAN's enhance)

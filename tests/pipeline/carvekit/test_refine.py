@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import parity
-from carvekit.params import ChainParams
-from carvekit.refine import check_refine_params, network_inputs, padded_forward, process_high_res, refine
+from pipeline.carvekit.params import ChainParams
+from pipeline.carvekit.refine import check_refine_params, network_inputs, padded_forward, process_high_res, refine
 from imaging.errors import CallerValueError
 from tests.imaging.test_resample import _u8
 

@@ -1,7 +1,7 @@
 """The chain planner: carvekit's defaults, its per-network recommendation, then the job's knobs."""
 from __future__ import annotations
 
-from carvekit.chain import configured, manual_plan, plan_networks, post_networks
+from pipeline.carvekit.chain import configured, manual_plan, plan_networks, post_networks
 from models import registry
 
 

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 import parity
-from carvekit import fba_matting as fm
+from pipeline.carvekit import fba_matting as fm
 
 
 @pytest.fixture(scope="module")

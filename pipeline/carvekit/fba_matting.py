@@ -31,7 +31,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from carvekit.params import DEFAULTS
+from pipeline.carvekit.params import DEFAULTS
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear, pil_thumbnail, thumbnail_size
 from imaging.tensors import constant
 from models.spec import IMAGENET_MEAN, IMAGENET_STD

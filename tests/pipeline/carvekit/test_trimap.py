@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 import parity
-from carvekit.trimap import make_trimap
+from pipeline.carvekit.trimap import make_trimap
 
 
 def test_parity_oracle():
