@@ -27,7 +27,7 @@ from worker.errors import InvalidInput, JobTimeout, UnsupportedTask, failure
 from worker.events import parse_records
 from worker.lane import DeviceLane
 from worker.schema import Job, parse_event_options, parse_job
-from worker.tasks import TASKS
+from worker.tasks import RUNNERS
 
 log = RunPodLogger()
 
@@ -140,10 +140,10 @@ class Worker:
 
     async def _answer(self, run: JobRun) -> dict:
         try:
-            task = TASKS.get(run.job.options.task)
+            task = RUNNERS.get(run.job.options.task)
             if task is None:
                 raise UnsupportedTask(f"task: {run.job.options.task!r} is not served by this worker build; "
-                                      f"available: {', '.join(TASKS)}")
+                                      f"available: {', '.join(RUNNERS)}")
             return await task(run)
         except asyncio.CancelledError:
             raise

@@ -10,15 +10,11 @@ from imaging.decode import DecodedImage, as_tensor, decode, displayed_size
 from imaging.encode import Encoded
 from imaging.options import OutputOptions
 from models import registry
+from pipeline import TASKS
 from models.spec import ModelSpec, Role
 from worker.cache import resolve_dtype
 from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge
-
-# The file each task writes under img/<id>/, before the format's extension.
-OUTPUT_NAMES = {"remove_background": "trans", "mask": "mask", "restore": "restored", "upscale": "upscaled",
-                "matte": "trans"}
-
 
 def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
     """The registered network `name` if it serves `role`, else the caller's error listing those that do."""
@@ -78,7 +74,7 @@ def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
 
 async def write(run: JobRun, encoded: Encoded) -> str:
     """The output at img/<id>/<task's name>.<format's extension>, in one PUT; its key."""
-    key = f"img/{run.job.id}/{OUTPUT_NAMES[run.job.options.task]}.{encoded.extension}"
+    key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{encoded.extension}"
     await run.commit(key, encoded.data, encoded.content_type)
     run.info(f"wrote {key} ({len(encoded.data)} bytes) {run.timings}")
     return key

@@ -9,10 +9,10 @@ from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
 from imaging.matte_ops import refine_matte
 from imaging.output import output_frames
+from pipeline.matte import MatteJob
 from pipeline.matting.background import PlateSizeMismatch, check_pair, matte
 from worker.context import JobRun
 from worker.errors import ImageNotFound, InputTooLarge
-from worker.schema import MatteJob
 from worker.tasks.common import (
     answer,
     fetch_image,

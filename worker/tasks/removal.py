@@ -27,6 +27,7 @@ from imaging.matte_ops import refine_matte
 from imaging.matte_ops import Box
 from imaging.output import output_box, output_frame, output_size
 from pipeline.segmentation.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
+from pipeline.restore import FACE_NETWORKS
 from pipeline.segmentation.segment import network_size, predict_mattes
 from models import registry
 from models.spec import ModelSpec
@@ -36,7 +37,7 @@ from worker.device import synchronize
 from worker.errors import InvalidInput
 from worker.schema import Options
 from worker.tasks.common import answer, fetch, require_weights, rgb_tensor, write
-from worker.tasks.restore import FACE_NETWORKS, restore_faces
+from worker.tasks.restore import restore_faces
 
 
 def resolve_network(name: str, weights_dir) -> ModelSpec:

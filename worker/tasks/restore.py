@@ -9,10 +9,10 @@ from imaging.decode import DecodedImage, decode
 from imaging.encode import encode_image
 from imaging.resample import cv2_resize_lanczos4
 from models import registry
+from pipeline.restore import BG_UPSAMPLER, BG_UPSAMPLER_TILE, DETECTOR, PARSER, RESTORER, RestoreJob
 from pipeline.restoration.restore import RestoreParams, RestoreResult, restore
 from pipeline.restoration.upscale import UpscaleParams, upscale
 from worker.context import JobRun
-from worker.schema import BG_UPSAMPLER, BG_UPSAMPLER_TILE, TASK_MODELS, RestoreJob
 from worker.tasks.common import (
     answer,
     check_output_pixels,
@@ -24,11 +24,6 @@ from worker.tasks.common import (
     rgb_tensor,
     write,
 )
-
-DETECTOR = "retinaface-resnet50"
-PARSER = "parsenet"
-FACE_NETWORKS = (DETECTOR, TASK_MODELS["restore"], PARSER)  # what restore_faces runs
-
 
 def _background_upsampler(run: JobRun):
     """Real-ESRGAN x2plus as GFPGAN's inference script sets it up (tile 400, outscale = upscale)."""
@@ -66,7 +61,7 @@ def restore_on_device(run: JobRun, image: torch.Tensor, restorer_name: str, para
 def restore_faces(run: JobRun, image: DecodedImage) -> tuple[DecodedImage, int]:
     """The `restore_faces` step of background removal: the photo with its faces restored in place
     (upscale 1, no background upsampler), and how many were found."""
-    result = restore_on_device(run, rgb_tensor(image, run.services.device.device), TASK_MODELS["restore"],
+    result = restore_on_device(run, rgb_tensor(image, run.services.device.device), RESTORER,
                                RestoreParams(upscale=1.0))
     rgb = np.ascontiguousarray(result.image.permute(1, 2, 0).cpu().numpy())
     return DecodedImage(rgb, image.alpha, image.source_format), result.faces_found

@@ -9,9 +9,9 @@ import numpy as np
 from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.tensors import free_bytes
+from pipeline.upscale import UpscaleJob
 from pipeline.restoration.upscale import UpscaleParams, check_tiling, output_size, upscale
 from worker.context import JobRun
-from worker.schema import UpscaleJob
 from worker.tasks.common import (
     answer,
     check_output_pixels,
