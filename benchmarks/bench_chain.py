@@ -27,7 +27,7 @@ sys.path.insert(0, str(REPO))
 import parity
 from pipeline.carvekit.chain import MATTER, REFINER  # noqa: E402
 from pipeline.carvekit.fba_matting import fba_alpha  # noqa: E402
-from pipeline.carvekit.refine import refine  # noqa: E402
+from pipeline.carvekit.cascadepsp import refine  # noqa: E402
 from pipeline.carvekit.trimap import make_trimap  # noqa: E402
 from imaging.decode import decode  # noqa: E402
 from pipeline.segmentation.postprocess import foreground_colour, full_size_alpha  # noqa: E402

@@ -1,7 +1,7 @@
 """From a cut-out's colour and alpha on the device to the pixels of the answer: crop, size, channels.
 
 One path for stills and animations (a still is one frame). The order, after the job's matte knobs
-(imaging/matte_ops.refine_matte) and the foreground colour (pipeline/segmentation/postprocess.foreground_colour):
+(imaging/matte_ops.apply_matte_knobs) and the foreground colour (pipeline/segmentation/postprocess.foreground_colour):
 
 1. crop: one box for all frames, from every frame's alpha (so an animation keeps one canvas);
 2. size: scaled down to the size's pixel budget, colour premultiplied, antialiased;

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.carvekit.refine import network_inputs, process_high_res, process_single_pass, refine
+from pipeline.carvekit.cascadepsp import network_inputs, process_high_res, process_single_pass, refine
 from parity import close, runner
 
 

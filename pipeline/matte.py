@@ -4,9 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from imaging.confidence import MatteConfidence, matte_confidence
 from imaging.knobs import Knob, check_plain_key
+from imaging.matte_ops import apply_matte_knobs
+from imaging.options import OutputOptions
+from imaging.output import output_frames
 from models.bmv2 import REFINE_MODES
-from pipeline.matting.background import PRESETS, MatteParams
+from pipeline.matting.background import PRESETS, DeviceMatte, MatteParams
 from pipeline.task import BG_COLOR, TaskSpec
 
 _DEFAULTS = MatteParams()
@@ -46,3 +52,12 @@ def _params(values: dict[str, Any]) -> MatteJob:
 # A matte is made of one still photo and its plate: `frames` (animations) does not apply.
 MATTE = TaskSpec("matte", output_name="trans", output_kind="cutout", role="background_matting", knobs=KNOBS,
                  default_model="bmv2-mobilenetv2", params=_params, output_excluded=frozenset({"frames"}))
+
+
+def finish(result: DeviceMatte, output: OutputOptions, bg_color: str | None) -> tuple[np.ndarray, MatteConfidence]:
+    """The second device program: the job's matte knobs, the confidence, the output's pixels (which
+    come to the host at its end)."""
+    alpha = result.rgba[3]
+    confidence = matte_confidence(alpha[None])
+    alpha = apply_matte_knobs(alpha, output)
+    return output_frames([result.rgba[:3]], [alpha], output, bg_color)[0], confidence

@@ -1,9 +1,28 @@
-"""The background-removal tasks: `remove_background` (the cut-out) and `mask` (its alpha matte alone)."""
+"""The background-removal tasks: `remove_background` (the cut-out) and `mask` (its alpha matte alone):
+their descriptors and their device programs after the segmentation forward (which the lane batches
+across jobs: pipeline/segmentation/segment.py).
+
+An animation goes through in two passes, so that its memory is a few bytes per pixel, not the float
+colour of every frame: first every frame's alpha (one byte per pixel), which the crop box and the
+confidence need whole (`full_alphas`); then each frame's colour and output pixels, made as the encoder
+asks for them (`frame_pixels`; BENCHMARKS.md, animations)."""
 from __future__ import annotations
 
+import numpy as np
+import torch
+
+from imaging.confidence import matte_confidence
+from imaging.decode import DecodedImage, as_tensor
 from imaging.knobs import Knob
-from pipeline.carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, default_of
-from pipeline.task import BG_COLOR, TaskSpec
+from imaging.matte_ops import Box, apply_matte_knobs
+from imaging.options import OutputOptions
+from imaging.output import output_box, output_frame
+from models.spec import ModelSpec
+from pipeline.carvekit.chain import Networks, post_process
+from pipeline.carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, ChainParams, default_of
+from pipeline.restore import restore_faces
+from pipeline.segmentation.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
+from pipeline.task import BG_COLOR, Control, NetworkByName, TaskSpec
 
 FOREGROUNDS = ("auto", "blur_fusion", "carvekit", "none")
 
@@ -37,3 +56,56 @@ REMOVE_BACKGROUND = TaskSpec("remove_background", output_name="trans", output_ki
                              knobs=(SEG_MASK_SIZE, FOREGROUND, *CHAIN_KNOBS, RESTORE_FACES, BG_COLOR))
 MASK = TaskSpec("mask", output_name="mask", output_kind="alpha", role="segmentation",
                 knobs=(SEG_MASK_SIZE, *CHAIN_KNOBS, RESTORE_FACES), output_fixed={"channels": "alpha"})
+
+
+def foreground_method(foreground: str, plan: ChainParams, spec: ModelSpec) -> str:
+    """The `foreground` knob's method; auto: blur_fusion after carvekit's refinement, else the network's own."""
+    if foreground != "auto":
+        return foreground
+    return "blur_fusion" if plan.post != "none" else spec.default_foreground
+
+
+def restore_frames(frames: list[DecodedImage], networks: NetworkByName, device: torch.device,
+                   control: Control) -> tuple[list[DecodedImage], int]:
+    """The `restore_faces` step on every frame; the frames and how many faces were restored."""
+    restored = [restore_faces(frame, networks, device, control) for frame in frames]
+    return [frame for frame, _ in restored], sum(found for _, found in restored)
+
+
+def full_alphas(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams, networks: Networks,
+                output: OutputOptions, control: Control) -> tuple[torch.Tensor, Box | None, dict]:
+    """The first pass, on the device: every frame's full-size alpha [N,H,W] uint8 (carvekit's
+    refinement, then the job's matte knobs), the confidence (of the model's matte) and the crop box,
+    which need every frame. One byte per pixel is all that is kept of an animation's frames here."""
+    width, height = frames[0].size
+    alphas = torch.empty((len(frames), height, width), dtype=torch.uint8, device=mattes[0].device)
+    if plan.post != "none":
+        control.progress(f"refining the matte ({plan.post})")
+    for index, (frame, matte) in enumerate(zip(frames, mattes)):
+        control.check()
+        rgb = as_tensor(frame.rgb, alphas.device)
+        alphas[index] = keep_own_alpha(post_process(networks, rgb, full_size_alpha(matte, frame), plan), frame)
+    figures = matte_confidence(alphas).as_dict()
+    for index in range(len(alphas)):
+        alphas[index] = apply_matte_knobs(alphas[index], output)
+    box = output_box(alphas, output)
+    if box is not None:
+        figures["crop"] = box.as_dict()
+    return alphas, box, figures
+
+
+def frame_pixels(frame: DecodedImage, alpha: torch.Tensor, box: Box | None, method: str, output: OutputOptions,
+                 bg_color: str | None, control: Control) -> np.ndarray:
+    """The second pass for one frame, on the device: its colour (foreground `method`), then
+    crop/size/channels; the float colour of one frame at a time."""
+    control.check()
+    rgb = as_tensor(frame.rgb, alpha.device)
+    colour = foreground_colour(rgb, alpha, method) if output.channels == "rgba" else rgb
+    return output_frame(colour, alpha, box, output, bg_color)
+
+
+def still_pixels(frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainParams, method: str, networks: Networks,
+                 output: OutputOptions, bg_color: str | None, control: Control) -> tuple[np.ndarray, dict]:
+    """Both passes for a still."""
+    alphas, box, figures = full_alphas([frame], mattes, plan, networks, output, control)
+    return frame_pixels(frame, alphas[0], box, method, output, bg_color, control), figures

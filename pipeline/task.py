@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from torch import nn
+
 from imaging.knobs import Knob
 from imaging.options import OutputKind, OutputOptions
 from models.spec import Role
@@ -20,21 +22,15 @@ BG_COLOR = Knob("bg_color", str, None, "composite onto this colour (#RRGGBB or #
 
 class Control(Protocol):
     """What a device program may ask of its job: whether to go on (`check` raises once the job is
-    past its deadline), and to say how far it got. The worker's JobRun is one; a script passes its own."""
+    past its deadline), and to say how far it got. The worker's JobRun is one."""
 
     def check(self) -> None: ...
 
     def progress(self, message: str) -> None: ...
 
 
-class Unwatched:
-    """A Control for scripts and tests: never stops, reports nothing."""
-
-    def check(self) -> None:
-        pass
-
-    def progress(self, message: str) -> None:
-        pass
+# A device program's networks, by registered name, resident on its device in the job's precision.
+NetworkByName = Callable[[str], nn.Module]
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def _reject(message: str, request_id: str | None) -> dict:
 
 class Worker:
     def __init__(self, settings: config.Settings | None = None, storage=None, device: DeviceInfo | None = None):
-        settings = settings or config.load()
+        settings = settings or config.read_settings()
         device = device or prepare(settings)
         self.services = Services(
             settings=settings,

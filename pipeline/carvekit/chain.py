@@ -35,7 +35,7 @@ from pipeline.carvekit.auto_select import (
 )
 from pipeline.carvekit.fba_matting import fba_alpha
 from pipeline.carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
-from pipeline.carvekit.refine import check_refine_params, refine
+from pipeline.carvekit.cascadepsp import check_refine_params, refine
 from pipeline.carvekit.trimap import make_trimap
 from pipeline.segmentation.preprocess import network_batch
 from models import registry

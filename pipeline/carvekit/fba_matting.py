@@ -158,7 +158,7 @@ class FBAInputs(NamedTuple):
     trimap_transformed: torch.Tensor  # [B,6,h8,w8] float32
 
 
-def network_size(height: int, width: int, mask_size: int = MASK_SIZE) -> tuple[int, int]:
+def fba_input_size(height: int, width: int, mask_size: int = MASK_SIZE) -> tuple[int, int]:
     """(h8, w8): the thumbnail size rounded up to multiples of 8 (a stretch, not padding)."""
     h, w = thumbnail_size(height, width, mask_size)
     return -(-h // 8) * 8, -(-w // 8) * 8
@@ -168,7 +168,7 @@ def fba_inputs(image: torch.Tensor, trimap: torch.Tensor, mask_size: int = MASK_
     """The four network inputs from uint8 RGB [B,3,H,W] and uint8 trimap [B,1,H,W] (0 bg, 255 fg)."""
     if image.dtype != torch.uint8 or trimap.dtype != torch.uint8:
         raise TypeError("fba_inputs takes uint8 image and trimap tensors")
-    size = network_size(*image.shape[-2:], mask_size)
+    size = fba_input_size(*image.shape[-2:], mask_size)
     rgb = pil_thumbnail(image, mask_size).double() / 255.0
     bgr = cv2_resize_lanczos4(rgb.flip(1), size).float()
     small = pil_thumbnail(trimap, mask_size)

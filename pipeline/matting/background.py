@@ -156,11 +156,26 @@ def predict(model: nn.Module, image: np.ndarray, plate: np.ndarray,
     return out.pha[..., :height, :width], out.fgr[..., :height, :width]
 
 
-def matte(model: nn.Module, image: np.ndarray, plate: np.ndarray, params: MatteParams = MatteParams()) -> Matte:
-    """The `matte` task for one HxWx3 uint8 RGB image and its HxWx3 uint8 RGB plate (same size, else
-    PlateSizeMismatch): the RGBA cut-out and the alpha, both uint8 at the image's size."""
+@dataclass
+class DeviceMatte:
+    rgba: torch.Tensor  # [4,H,W] uint8 on the model's device: `com` as a tensor
+    preset: str
+    refine: RefineParams
+
+
+def device_matte(model: nn.Module, image: np.ndarray, plate: np.ndarray,
+                 params: MatteParams = MatteParams()) -> DeviceMatte:
+    """The RGBA cut-out of one HxWx3 uint8 RGB image and its plate (same size, else
+    PlateSizeMismatch), left on the model's device."""
     check_pair(image, plate)
     preset, refine = refine_params(params, *image.shape[:2])
     pha, fgr = predict(model, image, plate, refine)
-    rgba = compose_cutout(pha, fgr)[0].permute(1, 2, 0).cpu().numpy()
-    return Matte(rgba=rgba, alpha=rgba[..., 3].copy(), preset=preset, refine=refine)
+    return DeviceMatte(compose_cutout(pha, fgr)[0], preset, refine)
+
+
+def matte(model: nn.Module, image: np.ndarray, plate: np.ndarray, params: MatteParams = MatteParams()) -> Matte:
+    """The `matte` procedure as inference_images.py writes it: the RGBA cut-out and the alpha, both
+    uint8 at the image's size, in host memory."""
+    result = device_matte(model, image, plate, params)
+    rgba = result.rgba.permute(1, 2, 0).cpu().numpy()
+    return Matte(rgba=rgba, alpha=rgba[..., 3].copy(), preset=result.preset, refine=result.refine)

@@ -5,7 +5,7 @@ the output is at most about 1 MP, so this is cheap, and it is the only way to ma
 for bit. Recipes defined on tensors (BiRefNet's model cards) run on the model's device.
 
 A large photo's Pillow resize is split into strips resized on several threads (Pillow releases the
-GIL while it resamples), with the same pixels as one Image.resize: see `pil_resize`.
+GIL while it resamples), with the same pixels as one Image.resize: see `threaded_pil_resize`.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def _spans(length: int, parts: int) -> list[tuple[int, int]]:
     return [(start, min(start + step, length)) for start in range(0, length, step)]
 
 
-def pil_resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
+def threaded_pil_resize(image: Image.Image, size: tuple[int, int], resample: int) -> Image.Image:
     """`image.resize(size, resample)` (size is (width, height)), pixel for pixel, on torch's number of
     intra-op threads (CPU_THREADS).
 
@@ -101,7 +101,7 @@ def pil_input(rgb: np.ndarray, recipe: Preprocess, size: tuple[int, int]) -> tor
     if recipe.fit == "thumbnail":
         resized.thumbnail((width, height), _PIL_FILTERS[recipe.resample], reducing_gap=2.0)
     else:
-        resized = pil_resize(resized, (width, height), _PIL_FILTERS[recipe.resample])
+        resized = threaded_pil_resize(resized, (width, height), _PIL_FILTERS[recipe.resample])
     return torch.from_numpy(_normalise(np.asarray(resized, dtype=np.float64), recipe))
 
 

@@ -9,7 +9,7 @@ from imaging.tensors import free_bytes, in_model_format
 from models.spec import ModelSpec
 
 
-def network_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:
+def segmentation_input_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:
     """The input size: the checkpoint's own, or a square `seg_mask_size` asked for by the job (checked
     against the checkpoint's `size_range` where it has one; SizeOutOfRange otherwise)."""
     if not seg_mask_size:
@@ -19,7 +19,7 @@ def network_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:
     return seg_mask_size, seg_mask_size
 
 
-MEMORY_HEADROOM = 0.8  # of the free memory a forward's scratch may take: activations need the rest
+WORKSPACE_SHARE = 0.8  # of the free memory a forward's scratch may take: activations need the rest
 
 
 class WorkTooLarge(ValueError):
@@ -34,7 +34,7 @@ def fitting_batch(model: nn.Module, device: torch.device, batch_size: int, size:
     workspace = getattr(model, "workspace_bytes", None)
     if workspace is None:
         return batch_size
-    free = int(free_bytes(device) * MEMORY_HEADROOM)
+    free = int(free_bytes(device) * WORKSPACE_SHARE)
     for batch in range(batch_size, 0, -1):
         if workspace(batch, *size) <= free:
             return batch
@@ -56,7 +56,7 @@ def predict_mattes(
     one forward pass.
     """
     param = next(model.parameters())
-    size = network_size(spec, seg_mask_size)
+    size = segmentation_input_size(spec, seg_mask_size)
     if spec.preprocess.fit == "thumbnail":
         batch_size = 1  # inputs keep their aspect ratio, so their shapes differ
     batch_size = fitting_batch(model, param.device, max(1, batch_size), size)

@@ -1,4 +1,5 @@
-"""What the tasks share: choosing a network by role, fetching an input, writing the output."""
+"""What the tasks' services share: choosing a network by role, the job's networks for a device program,
+fetching an input, writing the output."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -11,6 +12,7 @@ from imaging.encode import Encoded
 from imaging.options import OutputOptions
 from models import registry
 from pipeline import TASKS
+from pipeline.task import NetworkByName
 from models.spec import ModelSpec, Role
 from worker.cache import resolve_dtype
 from worker.context import JobRun
@@ -31,11 +33,16 @@ def require_weights(run: JobRun, *specs: ModelSpec) -> None:
     registry.require_all(list(specs), run.services.settings.weights_dir)
 
 
-def load(run: JobRun, spec: ModelSpec) -> nn.Module:
+def resident_network(run: JobRun, spec: ModelSpec) -> nn.Module:
     """The job's network from the resident cache, in the job's precision (float32 where the weights
     do not survive half precision)."""
     services = run.services
     return services.models.get(spec, resolve_dtype(run.job.options.precision, services.device.device))
+
+
+def networks_of(run: JobRun) -> NetworkByName:
+    """The job's networks by registered name, for a device program (pipeline/)."""
+    return lambda name: resident_network(run, registry.get_spec(name))
 
 
 async def fetch(run: JobRun, key: str) -> bytes:

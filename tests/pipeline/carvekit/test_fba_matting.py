@@ -35,9 +35,9 @@ def test_compose_of_stored_net_out_is_the_stored_alpha_bit_for_bit(wrapper_cases
 
 
 def test_network_size_is_the_thumbnail_rounded_up_to_8(wrapper_cases):
-    assert fm.network_size(300, 200, 256) == (256, 176)  # thumbnail 256x171
-    assert fm.network_size(180, 120, 256) == (184, 120)  # fits: only rounded up
-    assert tuple(wrapper_cases[0]["net_out"].shape[-2:]) == fm.network_size(*wrapper_cases[0]["trimap"].shape, 256)
+    assert fm.fba_input_size(300, 200, 256) == (256, 176)  # thumbnail 256x171
+    assert fm.fba_input_size(180, 120, 256) == (184, 120)  # fits: only rounded up
+    assert tuple(wrapper_cases[0]["net_out"].shape[-2:]) == fm.fba_input_size(*wrapper_cases[0]["trimap"].shape, 256)
 
 
 def _brute_force_distance(sites: torch.Tensor) -> torch.Tensor:

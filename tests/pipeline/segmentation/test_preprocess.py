@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.segmentation.preprocess import _STRIPS_FROM_PIXELS, network_batch, pil_resize
+from pipeline.segmentation.preprocess import _STRIPS_FROM_PIXELS, network_batch, threaded_pil_resize
 from models import registry
 from tests.conftest import SHARED
 
@@ -47,7 +47,7 @@ def test_batches_are_split_to_fit_memory_and_refused_when_one_does_not(monkeypat
     assert 12 * 2**30 < per_image < 14 * 2**30
     model = torch.nn.Linear(1, 1)
     model.workspace_bytes = BiRefNet.workspace_bytes
-    monkeypatch.setattr(segment, "free_bytes", lambda device: int(2.5 * per_image / segment.MEMORY_HEADROOM))
+    monkeypatch.setattr(segment, "free_bytes", lambda device: int(2.5 * per_image / segment.WORKSPACE_SHARE))
     assert segment.fitting_batch(model, torch.device("cpu"), 4, (4096, 4096)) == 2
     monkeypatch.setattr(segment, "free_bytes", lambda device: per_image // 2)
     with pytest.raises(segment.WorkTooLarge, match="seg_mask_size: a 4096x4096 network input needs about"):
@@ -57,7 +57,7 @@ def test_batches_are_split_to_fit_memory_and_refused_when_one_does_not(monkeypat
 
 @pytest.fixture(scope="module")
 def photo() -> Image.Image:
-    """A real photo above the size from which pil_resize splits the work into strips."""
+    """A real photo above the size from which threaded_pil_resize splits the work into strips."""
     image = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
     assert image.width * image.height >= _STRIPS_FROM_PIXELS
     return image
@@ -71,7 +71,7 @@ def test_strip_resize_equals_one_pillow_resize(photo, rotate, size, resample):
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        ours = np.asarray(pil_resize(image, size, resample))
+        ours = np.asarray(threaded_pil_resize(image, size, resample))
     finally:
         torch.set_num_threads(threads)
     assert np.array_equal(ours, np.asarray(image.resize(size, resample)))

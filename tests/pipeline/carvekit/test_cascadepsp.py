@@ -7,7 +7,7 @@ from torch import nn
 
 import parity
 from pipeline.carvekit.params import ChainParams
-from pipeline.carvekit.refine import check_refine_params, network_inputs, padded_forward, process_high_res, refine
+from pipeline.carvekit.cascadepsp import check_refine_params, network_inputs, padded_forward, process_high_res, refine
 from imaging.errors import CallerValueError
 from tests.imaging.test_resample import _u8
 

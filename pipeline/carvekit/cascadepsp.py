@@ -15,7 +15,7 @@ carvekit's recipe for one image (its defaults; its knob names in brackets):
           covers keep the binarised global result.
   POST    prediction * 255 truncated to uint8, Pillow-resized (BICUBIC) back to the mask's size.
 
-carvekit resizes with Pillow on 8-bit images; `pil_resize`/`pil_thumbnail` (imaging/resample.py)
+carvekit resizes with Pillow on 8-bit images; `pil_bicubic_resize`/`pil_thumbnail` (imaging/resample.py)
 reproduce Pillow's fixed-point arithmetic exactly with torch ops, so the whole procedure runs on the
 model's device.
 Images are refined one at a time (carvekit's batch_size=1 path, its default): which crops run
@@ -29,7 +29,7 @@ from torch import nn
 
 from pipeline.carvekit.params import DEFAULTS, ChainParams
 from imaging.errors import CallerValueError
-from imaging.resample import pil_resize, pil_thumbnail
+from imaging.resample import pil_bicubic_resize, pil_thumbnail
 from imaging.tensors import constant
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
 
@@ -200,5 +200,5 @@ def refine(
         process = process_single_pass if fast else process_high_res
         pred = process(model, im, seg, mask_size)
         out = (pred[0].float() * 255).to(torch.uint8)  # truncation, as numpy's astype("uint8")
-        refined.append(pil_resize(out, (height, width)))
+        refined.append(pil_bicubic_resize(out, (height, width)))
     return torch.stack(refined)
