@@ -29,7 +29,7 @@ from imaging.animation import decode_animation  # noqa: E402
 from imaging.confidence import matte_confidence  # noqa: E402
 from imaging.encode import encode_frames  # noqa: E402
 from imaging.options import OutputOptions  # noqa: E402
-from imaging.output import output_frames  # noqa: E402
+from imaging.output import output_frames, to_host  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha, keep_own_alpha  # noqa: E402
 from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 from models import registry  # noqa: E402
@@ -60,7 +60,7 @@ def cut_out(data: bytes, model, spec, batch: int, options: OutputOptions) -> dic
     matte_confidence(torch.stack(alphas))
     device = alphas[0].device
     colours = [torch.from_numpy(f.rgb).to(device).permute(2, 0, 1) for f in animation.frames]
-    frames = output_frames(colours, alphas, options)
+    frames = [to_host(frame) for frame in output_frames(colours, alphas, options)]
     times["post-process"] = time.perf_counter()
     encode_frames(frames, animation.durations, animation.loop, options)
     times["encode"] = time.perf_counter()

@@ -34,7 +34,7 @@ from benchmarks.timing import cpu_and_wall  # noqa: E402
 from imaging.decode import DecodedImage  # noqa: E402
 from imaging.encode import Z_RLE, zero_invisible  # noqa: E402
 from imaging.png import write_png  # noqa: E402
-from imaging.output import cutout  # noqa: E402
+from imaging.output import cutout, to_host  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
 from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 from models import registry  # noqa: E402
@@ -61,7 +61,7 @@ def zeroed_cutout(name: str, megapixels: float, model, spec) -> np.ndarray:
     if alpha is None:
         matte = predict_mattes(model, spec, [rgb], 1)[0]
         alpha = full_size_alpha(matte, DecodedImage(rgb, None, "jpeg")).numpy()
-    return zero_invisible(cutout(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha), None))
+    return zero_invisible(to_host(cutout(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha), None)))
 
 
 def pillow(pixels: np.ndarray, **kwargs) -> bytes:

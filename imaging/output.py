@@ -33,8 +33,9 @@ def output_size(height: int, width: int, box: Box | None, options: OutputOptions
 
 
 def output_frame(colour: torch.Tensor, alpha: torch.Tensor, box: Box | None, options: OutputOptions,
-                 bg_color: str | None = None) -> np.ndarray:
-    """One frame's HxW grey (channels=alpha), HxWx3 RGB (opaque bg_color) or HxWx4 RGBA uint8 array.
+                 bg_color: str | None = None) -> torch.Tensor:
+    """One frame's HxW grey (channels=alpha), HxWx3 RGB (opaque bg_color) or HxWx4 RGBA uint8 pixels, on
+    the device (`to_host` brings them to the encoder).
 
     `colour` is [3,H,W] uint8 or float in [0,1] (a decontaminated foreground), `alpha` [H,W] uint8, on
     one device; `box` is output_box over every frame of the animation (one canvas for all frames).
@@ -43,25 +44,26 @@ def output_frame(colour: torch.Tensor, alpha: torch.Tensor, box: Box | None, opt
     if box is not None:
         colour, alpha = crop(colour, box), crop(alpha, box)
     colour, alpha = resize_cutout(colour, alpha, size)
-    return alpha.cpu().numpy() if options.channels == "alpha" else cutout(colour, alpha, bg_color)
+    return alpha if options.channels == "alpha" else cutout(colour, alpha, bg_color)
 
 
 def output_frames(colours: list[torch.Tensor], alphas: list[torch.Tensor], options: OutputOptions,
-                  bg_color: str | None = None) -> list[np.ndarray]:
+                  bg_color: str | None = None) -> list[torch.Tensor]:
     """output_frame for every frame, with one box over all of them."""
     box = output_box(alphas, options)
     return [output_frame(colour, alpha, box, options, bg_color) for colour, alpha in zip(colours, alphas)]
 
 
-def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.ndarray:
-    """HxWx4 RGBA (or HxWx3 RGB on an opaque background colour) uint8 from [3,H,W] colour and [H,W] alpha.
+def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> torch.Tensor:
+    """HxWx4 RGBA (or HxWx3 RGB on an opaque background colour) uint8 from [3,H,W] colour and [H,W] alpha,
+    on their device.
 
     `rgb` is uint8 or float in [0,1] (a decontaminated foreground).
     """
     if bg_color is None and rgb.dtype == torch.uint8:  # the common case: no arithmetic on 12 MP
         # Joined along the last dim of the HxWxC views: one pass writes the HxWx4 array the encoder
         # takes as it is (a CHW concatenation would need a second, transposing copy).
-        return torch.cat([rgb.permute(1, 2, 0), alpha[..., None]], 2).cpu().numpy()
+        return torch.cat([rgb.permute(1, 2, 0), alpha[..., None]], 2)
     colour = rgb.float() / 255 if rgb.dtype == torch.uint8 else rgb.float()
     if bg_color is None:
         pixels = torch.cat([colour.mul(255).round_().to(torch.uint8), alpha[None]], 0)
@@ -75,4 +77,9 @@ def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> np.n
         pixels = mixed.mul(255).round_().clamp_(0, 255).to(torch.uint8)
         if a != 255:
             pixels = torch.cat([pixels, out_alpha.mul(255).round_().to(torch.uint8)], 0)
-    return pixels.permute(1, 2, 0).contiguous().cpu().numpy()
+    return pixels.permute(1, 2, 0).contiguous()
+
+
+def to_host(pixels: torch.Tensor) -> np.ndarray:
+    """The output's one device-to-host copy, as the encoder takes it (a stage on an I/O thread, off the lane)."""
+    return pixels.cpu().numpy()

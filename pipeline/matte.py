@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
+import torch
 
 from imaging.confidence import MatteConfidence, matte_confidence
 from imaging.knobs import Knob, check_plain_key
@@ -54,9 +54,9 @@ MATTE = TaskSpec("matte", output_name="trans", output_kind="cutout", role="backg
                  default_model="bmv2-mobilenetv2", params=_params, output_excluded=frozenset({"frames"}))
 
 
-def finish(result: DeviceMatte, output: OutputOptions, bg_color: str | None) -> tuple[np.ndarray, MatteConfidence]:
-    """The second device program: the job's matte knobs, the confidence, the output's pixels (which
-    come to the host at its end)."""
+def finish(result: DeviceMatte, output: OutputOptions, bg_color: str | None) -> tuple[torch.Tensor, MatteConfidence]:
+    """The second device program: the job's matte knobs, the confidence, the output's pixels (on the
+    device)."""
     alpha = result.rgba[3]
     confidence = matte_confidence(alpha[None])
     alpha = apply_matte_knobs(alpha, output)

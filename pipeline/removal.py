@@ -8,7 +8,6 @@ confidence need whole (`full_alphas`); then each frame's colour and output pixel
 asks for them (`frame_pixels`; BENCHMARKS.md, animations)."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from imaging.confidence import matte_confidence
@@ -95,9 +94,9 @@ def full_alphas(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: Ch
 
 
 def frame_pixels(frame: DecodedImage, alpha: torch.Tensor, box: Box | None, method: str, output: OutputOptions,
-                 bg_color: str | None, control: Control) -> np.ndarray:
+                 bg_color: str | None, control: Control) -> torch.Tensor:
     """The second pass for one frame, on the device: its colour (foreground `method`), then
-    crop/size/channels; the float colour of one frame at a time."""
+    crop/size/channels; the float colour of one frame at a time. The pixels stay on the device."""
     control.check()
     rgb = as_tensor(frame.rgb, alpha.device)
     colour = foreground_colour(rgb, alpha, method) if output.channels == "rgba" else rgb
@@ -105,7 +104,7 @@ def frame_pixels(frame: DecodedImage, alpha: torch.Tensor, box: Box | None, meth
 
 
 def still_pixels(frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainParams, method: str, networks: Networks,
-                 output: OutputOptions, bg_color: str | None, control: Control) -> tuple[np.ndarray, dict]:
+                 output: OutputOptions, bg_color: str | None, control: Control) -> tuple[torch.Tensor, dict]:
     """Both passes for a still."""
     alphas, box, figures = full_alphas([frame], mattes, plan, networks, output, control)
     return frame_pixels(frame, alphas[0], box, method, output, bg_color, control), figures

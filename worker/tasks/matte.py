@@ -4,6 +4,7 @@ from __future__ import annotations
 from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage
 from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
+from imaging.output import to_host
 from pipeline.matte import MatteJob, finish
 from pipeline.matting.background import PlateSizeMismatch, check_pair, device_matte
 from worker.context import JobRun
@@ -49,6 +50,7 @@ async def run(run: JobRun) -> dict:
     model = await run.on_device("load_model", resident_network, run, spec)
     result = await run.on_device("model", device_matte, model, image.rgb, plate.rgb, job.params)
     pixels, confidence = await run.on_device("postprocess", finish, result, options.output, options.bg_color)
+    pixels = await run.io("to_host", to_host, pixels)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
                            run.services.settings.png)
     key = await write(run, encoded)

@@ -17,7 +17,7 @@ from imaging.animation import AnimationLimits, DecodedAnimation, decode_animatio
 from imaging.decode import DecodedImage, decode_jpeg_on
 from imaging.encode import check_frame_count, encode_animation, encode_image, holds_animations
 from imaging.matte_ops import Box
-from imaging.output import output_size
+from imaging.output import output_size, to_host
 from models import registry
 from models.spec import ModelSpec
 from pipeline.carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks
@@ -154,6 +154,7 @@ async def run(run: JobRun) -> dict:
     else:
         still, figures = await run.on_device("postprocess", still_pixels, frames[0], mattes, plan, method,
                                              services.models, options.output, options.bg_color, run)
+        still = await run.io("to_host", to_host, still)
         del mattes
         encoded = await run.io("encode", encode_image, still, options.output, settings.png)
         out_h, out_w = still.shape[:2]
@@ -168,9 +169,9 @@ async def run(run: JobRun) -> dict:
 def _streamed_pixels(run: JobRun, loop: asyncio.AbstractEventLoop, frames: list[DecodedImage],
                      alphas: torch.Tensor, box: Box | None, method: str) -> Iterator[np.ndarray]:
     """Each frame's output pixels, made on the device lane when the encoder (on its own thread) asks
-    for the frame: only the frames the encoder holds exist at once, and other jobs' device work runs
-    between frames."""
+    for the frame, and copied to the host on the encoder's thread: only the frames the encoder holds
+    exist at once, and other jobs' device work runs between frames."""
     for frame, alpha in zip(frames, alphas):
         made = run.on_device("postprocess", frame_pixels, frame, alpha, box, method, run.job.options.output,
                              run.job.options.bg_color, run)
-        yield asyncio.run_coroutine_threadsafe(made, loop).result()
+        yield to_host(asyncio.run_coroutine_threadsafe(made, loop).result())

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from imaging.decode import DecodedImage
-from imaging.output import cutout
+from imaging.output import cutout, to_host
 from pipeline.segmentation.postprocess import full_size_alpha
 
 
@@ -30,7 +30,7 @@ def test_transparent_cutout_is_one_contiguous_rgba_array():
     image = _image(37, 53)
     rgb = torch.from_numpy(image.rgb).permute(2, 0, 1)
     alpha = torch.randint(0, 256, (37, 53), dtype=torch.uint8)
-    pixels = cutout(rgb, alpha, None)
+    pixels = to_host(cutout(rgb, alpha, None))
     assert pixels.shape == (37, 53, 4) and pixels.flags.c_contiguous  # the encoder takes it without a copy
     assert np.array_equal(pixels[..., :3], image.rgb) and np.array_equal(pixels[..., 3], alpha.numpy())
 
@@ -38,6 +38,6 @@ def test_transparent_cutout_is_one_contiguous_rgba_array():
 def test_background_colour_cutout_is_contiguous_rgb():
     rgb = torch.from_numpy(_image(9, 7).rgb).permute(2, 0, 1)
     alpha = torch.zeros(9, 7, dtype=torch.uint8)
-    pixels = cutout(rgb, alpha, "#00ff00")
+    pixels = to_host(cutout(rgb, alpha, "#00ff00"))
     assert pixels.shape == (9, 7, 3) and pixels.flags.c_contiguous
     assert (pixels == np.array([0, 255, 0], np.uint8)).all()
