@@ -223,6 +223,55 @@ def quantise(x: torch.Tensor, max_range: int) -> torch.Tensor:
     return rounded.to(torch.uint8) if max_range == 255 else rounded.to(torch.int32).to(torch.uint16)
 
 
+@dataclass
+class Forwards:
+    """What the network made of an image (steps 1-5 up to the planes' recombination), on the host."""
+
+    rgb: torch.Tensor  # [3, H * s, W * s] float32 in [0, 1]: the colour (or the grey replicated)
+    alpha: torch.Tensor | None  # the alpha as the network made it ([3, H * s, W * s]), or the input plane
+    max_range: int
+    channels: int  # the input's: 1 (grey), 3 or 4
+    params: UpscaleParams
+    net_scale: int
+    final_size: tuple[int, int]
+
+
+def upscale_forwards(model: nn.Module, image: np.ndarray, net_scale: int, params: UpscaleParams = UpscaleParams(),
+                     progress: Progress | None = None, check: Callable[[], None] | None = None) -> Forwards:
+    """The device part of `upscale`: every network forward, tile by tile (for the device lane)."""
+    height, width = image.shape[:2]
+    rgb, alpha, max_range = _planes(image)
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    counter = _Counter(forward_passes(height, width, channels, net_scale, params), progress, check)
+    run = lambda planes: upscale_float(model, planes[None], net_scale, params.tile, params.tile_pad,
+                                       params.pre_pad, counter)[0].clamp_(0, 1)
+    with torch.inference_mode():
+        out = run(rgb)
+        if alpha is not None and params.alpha_upsampler == "realesrgan":
+            alpha = run(alpha.expand(3, height, width))
+    return Forwards(out, alpha, max_range, channels, params, net_scale, output_size(height, width, net_scale, params))
+
+
+def finish_upscale(forwards: Forwards) -> np.ndarray:
+    """The host part of `upscale`: the planes put back together (grey, alpha), quantised, resized to
+    outscale (Lanczos-4), in the input's layout."""
+    out, alpha, net_scale = forwards.rgb, forwards.alpha, forwards.net_scale
+    with torch.inference_mode():
+        if forwards.channels == 1:
+            out = cv2_gray_float32(out)[None]
+        elif alpha is not None:
+            if forwards.params.alpha_upsampler == "realesrgan":
+                out_alpha = cv2_gray_float32(alpha)
+            else:
+                out_alpha = cv2_resize_linear(alpha, tuple(out.shape[-2:]))
+            out = torch.cat((out, out_alpha[None]))
+        result = quantise(out, forwards.max_range)
+        if _resizes(net_scale, forwards.params):
+            result = cv2_resize_lanczos4(result, forwards.final_size)
+    result = result[0] if forwards.channels == 1 else result.permute(1, 2, 0)
+    return np.ascontiguousarray(result.numpy())
+
+
 def upscale(model: nn.Module, image: np.ndarray, net_scale: int, params: UpscaleParams = UpscaleParams(),
             progress: Progress | None = None, check: Callable[[], None] | None = None) -> np.ndarray:
     """RealESRGANer.enhance(image, outscale, alpha_upsampler) with RealESRGANer(tile, tile_pad, pre_pad).
@@ -232,25 +281,4 @@ def upscale(model: nn.Module, image: np.ndarray, net_scale: int, params: Upscale
     Returns the same layout, uint8 or uint16, of `output_size(H, W, net_scale, params)`. `progress`
     is called after each network forward with (done, total), then `check`, which raises to stop.
     """
-    height, width = image.shape[:2]
-    final_size = output_size(height, width, net_scale, params)
-    rgb, alpha, max_range = _planes(image)
-    channels = 1 if image.ndim == 2 else image.shape[2]
-    counter = _Counter(forward_passes(height, width, channels, net_scale, params), progress, check)
-    run = lambda planes: upscale_float(model, planes[None], net_scale, params.tile, params.tile_pad,
-                                       params.pre_pad, counter)[0].clamp_(0, 1)
-    with torch.inference_mode():
-        out = run(rgb)
-        if image.ndim == 2:
-            out = cv2_gray_float32(out)[None]
-        elif alpha is not None:
-            if params.alpha_upsampler == "realesrgan":
-                out_alpha = cv2_gray_float32(run(alpha.expand(3, height, width)))
-            else:
-                out_alpha = cv2_resize_linear(alpha, (height * net_scale, width * net_scale))
-            out = torch.cat((out, out_alpha[None]))
-        result = quantise(out, max_range)
-        if _resizes(net_scale, params):
-            result = cv2_resize_lanczos4(result, final_size)
-    result = result[0] if image.ndim == 2 else result.permute(1, 2, 0)
-    return np.ascontiguousarray(result.numpy())
+    return finish_upscale(upscale_forwards(model, image, net_scale, params, progress, check))

@@ -7,7 +7,7 @@ from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.tensors import free_bytes
 from pipeline.upscale import UpscaleJob, fitting_tile
-from pipeline.restoration.upscale import check_tiling, output_size, upscale
+from pipeline.restoration.upscale import check_tiling, finish_upscale, output_size, upscale_forwards
 from worker.context import JobRun
 from worker.tasks.common import (
     answer,
@@ -43,8 +43,9 @@ async def run(run: JobRun) -> dict:
     pixels = await run.io("pixels", _pixels, image)
     if options.output.format == "jpg":
         pixels = image.rgb  # a jpg has no transparency
-    out = await run.on_device("upscale", upscale, model, pixels, net_scale, params,
-                              lambda done, total: run.progress(f"forward {done}/{total}"), run.check)
+    forwards = await run.on_device("upscale", upscale_forwards, model, pixels, net_scale, params,
+                                   lambda done, total: run.progress(f"forward {done}/{total}"), run.check)
+    out = await run.io("finish", finish_upscale, forwards)  # quantise and resize: host work, off the lane
     encoded = await run.io("encode", encode_image, out, restoration_output(options.output),
                            run.services.settings.png)
     key = await write(run, encoded)
