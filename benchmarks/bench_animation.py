@@ -30,9 +30,9 @@ from imaging.confidence import matte_confidence  # noqa: E402
 from imaging.encode import encode_frames  # noqa: E402
 from imaging.options import OutputOptions  # noqa: E402
 from imaging.output import output_frames, to_host  # noqa: E402
+from models import registry  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha, keep_own_alpha  # noqa: E402
 from pipeline.segmentation.segment import predict_mattes  # noqa: E402
-from models import registry  # noqa: E402
 
 FRAMES, DURATION_MS, CROP = 20, 100, (320, 240)
 

@@ -31,9 +31,9 @@ sys.path.insert(0, str(REPO))
 from imaging.decode import decode  # noqa: E402
 from imaging.encode import encode_png  # noqa: E402
 from imaging.output import cutout, to_host  # noqa: E402
+from models import registry  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
 from pipeline.segmentation.preprocess import network_batch  # noqa: E402
-from models import registry  # noqa: E402
 from worker.storage import S3Storage  # noqa: E402
 
 REMBG_SCRIPT = """

@@ -33,11 +33,11 @@ sys.path.insert(0, str(REPO))
 from benchmarks.timing import cpu_and_wall  # noqa: E402
 from imaging.decode import DecodedImage  # noqa: E402
 from imaging.encode import Z_RLE, zero_invisible  # noqa: E402
-from imaging.png import write_png  # noqa: E402
 from imaging.output import cutout, to_host  # noqa: E402
+from imaging.png import write_png  # noqa: E402
+from models import registry  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
 from pipeline.segmentation.segment import predict_mattes  # noqa: E402
-from models import registry  # noqa: E402
 
 BASE = "Pillow level 6 (rembg)"
 

@@ -12,11 +12,11 @@ import re
 import sys
 from pathlib import Path
 
+from imaging.knobs import Knob
 from models import registry
 from models.spec import ReleaseAsset, WeightsSource
-from worker import config
-from imaging.knobs import Knob
 from pipeline import TASKS
+from worker import config
 from worker.schema import KNOBS, TASK_KEYS
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,9 +11,9 @@ import pytest
 from imaging.knobs import Knob
 from pipeline import TASKS
 from tests.conftest import REPO
+from worker.config import Settings
 from worker.errors import InvalidInput
 from worker.schema import KNOBS, TASK_KEYS, parse_job, task_keys
-from worker.config import Settings
 
 # What each package may not import: everything above it.
 ABOVE = {

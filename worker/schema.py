@@ -13,8 +13,8 @@ from typing import Any
 from imaging.knobs import Knob, KnobError, check_plain_key, quote
 from imaging.options import OUTPUT_KNOBS, OutputOptions
 from pipeline import TASKS
-from pipeline.task import TaskSpec
 from pipeline.carvekit.params import JOB_KNOBS
+from pipeline.task import TaskSpec
 from worker import config
 from worker.errors import InvalidInput
 

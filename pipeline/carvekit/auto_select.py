@@ -28,12 +28,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pipeline.carvekit.params import DEFAULTS, ChainParams
 from imaging.boxes import nms_in_numpy_order
 from imaging.decode import as_array
 from models import registry
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
 from models.yolov4 import COCO_CLASSES
+from pipeline.carvekit.params import DEFAULTS, ChainParams
 
 SCENES = ("hard", "soft", "digital")
 

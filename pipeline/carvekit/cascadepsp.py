@@ -27,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pipeline.carvekit.params import DEFAULTS, ChainParams
 from imaging.errors import CallerValueError
 from imaging.resample import pil_bicubic_resize, pil_thumbnail
 from imaging.tensors import constant
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.carvekit.params import DEFAULTS, ChainParams
 
 MASK_SIZE = DEFAULTS.refine_mask_size
 ACCEL_SIZE = DEFAULTS.refine_accel_size

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from models import registry
+from models.spec import ModelSpec
 from pipeline.carvekit.auto_select import (
     AUTO_PARAMS,
     AUTOSCENE_NETS,
@@ -33,13 +35,11 @@ from pipeline.carvekit.auto_select import (
     supercategories,
     top_scene,
 )
+from pipeline.carvekit.cascadepsp import check_refine_params, refine
 from pipeline.carvekit.fba_matting import fba_alpha
 from pipeline.carvekit.params import CARVEKIT, DEFAULT_NET, MATTER, REFINER, ChainParams, recommended
-from pipeline.carvekit.cascadepsp import check_refine_params, refine
 from pipeline.carvekit.trimap import make_trimap
 from pipeline.segmentation.preprocess import network_batch
-from models import registry
-from models.spec import ModelSpec
 
 
 class Networks(Protocol):

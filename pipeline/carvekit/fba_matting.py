@@ -31,10 +31,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from pipeline.carvekit.params import DEFAULTS
 from imaging.resample import cv2_resize_lanczos4, cv2_resize_linear, pil_thumbnail, thumbnail_size
 from imaging.tensors import constant
 from models.spec import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.carvekit.params import DEFAULTS
 
 MASK_SIZE = DEFAULTS.matting_mask_size
 NOISE_FLOOR = 0.3

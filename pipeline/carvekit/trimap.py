@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.carvekit.params import DEFAULTS
 from imaging.filters import dilate, erode
+from pipeline.carvekit.params import DEFAULTS
 
 BACKGROUND, UNKNOWN, FOREGROUND = 0, 128, 255
 

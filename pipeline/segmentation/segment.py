@@ -4,9 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pipeline.segmentation.preprocess import network_batch
 from imaging.tensors import free_bytes, in_model_format
 from models.spec import ModelSpec
+from pipeline.segmentation.preprocess import network_batch
 
 
 def segmentation_input_size(spec: ModelSpec, seg_mask_size: int | None) -> tuple[int, int]:

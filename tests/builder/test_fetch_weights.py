@@ -17,11 +17,11 @@ from builder import convert_u2netp, dockerfile, fetch_weights
 from models import registry
 from models.fold import fold_batchnorm
 from models.spec import ReleaseAsset, WeightsSource
-from tests.conftest import REPO
-from worker import config
 from pipeline import TASKS
 from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER
 from pipeline.upscale import UPSCALE_MODELS
+from tests.conftest import REPO
+from worker import config
 
 
 def models_that_must_build() -> set[str]:

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 import parity
-from pipeline.segmentation.segment import segmentation_input_size, predict_mattes
 from models import registry
 from models.birefnet_zoo import ZOO
 from models.spec import SizeOutOfRange
+from pipeline.segmentation.segment import segmentation_input_size, predict_mattes
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.segmentation.segment import predict_mattes
 from models import registry
+from pipeline.segmentation.segment import predict_mattes
 from tests.conftest import REPO, SHARED
 from worker import config
 from worker.cache import ModelCache

@@ -11,9 +11,9 @@ from imaging.decode import DecodedImage, as_tensor, decode, displayed_size
 from imaging.encode import Encoded
 from imaging.options import OutputOptions
 from models import registry
+from models.spec import ModelSpec, Role
 from pipeline import TASKS
 from pipeline.task import NetworkByName
-from models.spec import ModelSpec, Role
 from worker.cache import resolve_dtype
 from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge

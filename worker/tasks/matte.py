@@ -5,16 +5,16 @@ from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage
 from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
 from imaging.output import to_host
-from pipeline.matte import MatteJob, finish
+from pipeline.matte import MATTE, MatteJob, finish
 from pipeline.matting.background import PlateSizeMismatch, check_pair, device_matte
 from worker.context import JobRun
 from worker.errors import ImageNotFound, InputTooLarge
 from worker.tasks.common import (
     answer,
     fetch_image,
-    resident_network,
     network_for,
     require_weights,
+    resident_network,
     write,
 )
 
@@ -38,7 +38,7 @@ async def _fetch_plate(run: JobRun, key: str) -> DecodedImage:
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: MatteJob = options.task_params
-    spec = network_for(options.model, "background_matting")
+    spec = network_for(options.model, MATTE.role)
     require_weights(run, spec)
     plate_key = f"bgr/{job.bgr_id or run.job.id}"
     image = await fetch_image(run, f"ogs/{run.job.id}")

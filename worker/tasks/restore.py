@@ -9,7 +9,7 @@ from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.resample import cv2_resize_lanczos4
 from models import registry
-from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER, RestoreJob, restore_image
+from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER, RESTORE, RestoreJob, restore_image
 from worker.context import JobRun
 from worker.tasks.common import (
     answer,
@@ -37,7 +37,7 @@ def _with_alpha(result: torch.Tensor, alpha: np.ndarray | None, fmt: str) -> np.
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: RestoreJob = options.task_params
-    spec = network_for(options.model, "face_restorer")
+    spec = network_for(options.model, RESTORE.role)
     require_weights(run, spec, registry.get_spec(DETECTOR), registry.get_spec(PARSER),
                     *([registry.get_spec(BG_UPSAMPLER)] if job.bg_upsampler else []))
     data = await fetch(run, f"ogs/{run.job.id}")

@@ -6,16 +6,16 @@ import numpy as np
 from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.tensors import free_bytes
-from pipeline.upscale import UpscaleJob, fitting_tile
 from pipeline.restoration.upscale import check_tiling, finish_upscale, output_size, upscale_forwards
+from pipeline.upscale import UPSCALE, UpscaleJob, fitting_tile
 from worker.context import JobRun
 from worker.tasks.common import (
     answer,
     check_output_pixels,
     fetch,
-    resident_network,
     network_for,
     require_weights,
+    resident_network,
     restoration_output,
     write,
 )
@@ -28,7 +28,7 @@ def _pixels(image) -> np.ndarray:
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: UpscaleJob = options.task_params
-    spec = network_for(options.model, "upscaler")
+    spec = network_for(options.model, UPSCALE.role)
     net_scale = spec.extra["scale"]
     require_weights(run, spec)
     check_tiling(net_scale, job.params.tile, job.params.tile_pad)

@@ -9,10 +9,10 @@ import pytest
 import torch
 from torchvision import transforms
 
+from models.yolov4 import COCO_CLASSES
 from pipeline.carvekit import auto_select as auto
 from pipeline.carvekit.auto_select import CONFIGURED, Detection
 from pipeline.carvekit.params import ChainParams
-from models.yolov4 import COCO_CLASSES
 
 # (scene, supercategories detected, network) for carvekit AutoInterface.select_net, one row per branch.
 AUTO_TABLE = [

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 import parity
-from pipeline.carvekit.params import ChainParams
-from pipeline.carvekit.cascadepsp import check_refine_params, network_inputs, padded_forward, process_high_res, refine
 from imaging.errors import CallerValueError
+from pipeline.carvekit.cascadepsp import check_refine_params, network_inputs, padded_forward, process_high_res, refine
+from pipeline.carvekit.params import ChainParams
 from tests.imaging.test_resample import _u8
 
 

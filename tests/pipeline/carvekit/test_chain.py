@@ -1,8 +1,8 @@
 """The chain planner: carvekit's defaults, its per-network recommendation, then the job's knobs."""
 from __future__ import annotations
 
-from pipeline.carvekit.chain import configured, manual_plan, plan_networks, post_networks
 from models import registry
+from pipeline.carvekit.chain import configured, manual_plan, plan_networks, post_networks
 
 
 def test_model_carvekit_is_tracer_with_cascadepsp_and_fba_at_carvekits_defaults():

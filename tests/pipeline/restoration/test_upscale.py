@@ -10,8 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import parity
-from models.rrdbnet import RRDBNet
 from imaging.errors import CallerValueError
+from models.rrdbnet import RRDBNet
 from pipeline.restoration.upscale import (
     UpscaleParams,
     _reflect_pad,

@@ -6,8 +6,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.segmentation.preprocess import _STRIPS_FROM_PIXELS, network_batch, threaded_pil_resize
 from models import registry
+from pipeline.segmentation.preprocess import _STRIPS_FROM_PIXELS, network_batch, threaded_pil_resize
 from tests.conftest import SHARED
 
 
