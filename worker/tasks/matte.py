@@ -1,24 +1,20 @@
 """The `matte` task: BackgroundMattingV2 against a clean plate of the background (`bgr/<id>`)."""
 from __future__ import annotations
 
-import torch
-
-from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage
 from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
-from imaging.matte_ops import refine_matte
-from imaging.output import output_frames
-from matting.background import PlateSizeMismatch, check_pair, matte
+from imaging.output import to_host
+from pipeline.matte import MATTE, MatteJob, finish
+from pipeline.matting.background import PlateSizeMismatch, check_pair, device_matte
 from worker.context import JobRun
 from worker.errors import ImageNotFound, InputTooLarge
-from worker.schema import MatteJob
 from worker.tasks.common import (
     answer,
     fetch_image,
-    load,
     network_for,
     require_weights,
+    resident_network,
     write,
 )
 
@@ -39,20 +35,10 @@ async def _fetch_plate(run: JobRun, key: str) -> DecodedImage:
         raise CallerValueError(key, f"the background plate: {exc}") from None
 
 
-def _finish(run: JobRun, result, bg_color: str | None):
-    """On the device: the job's matte knobs, the confidence, the output's pixels."""
-    device = run.services.device.device
-    rgba = torch.from_numpy(result.rgba).to(device).permute(2, 0, 1)
-    alpha = rgba[3]
-    confidence = matte_confidence(alpha[None])
-    alpha = refine_matte(alpha, run.job.options.output)
-    return output_frames([rgba[:3]], [alpha], run.job.options.output, bg_color)[0], confidence
-
-
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: MatteJob = options.task_params
-    spec = network_for(options.model, "background_matting")
+    spec = network_for(options.model, MATTE.role)
     require_weights(run, spec)
     plate_key = f"bgr/{job.bgr_id or run.job.id}"
     image = await fetch_image(run, f"ogs/{run.job.id}")
@@ -61,9 +47,10 @@ async def run(run: JobRun) -> dict:
         check_pair(image.rgb, plate.rgb)
     except PlateSizeMismatch as exc:
         raise CallerValueError(plate_key, str(exc)) from None
-    model = await run.on_device("load_model", load, run, spec)
-    result = await run.on_device("model", matte, model, image.rgb, plate.rgb, job.params)
-    pixels, confidence = await run.on_device("postprocess", _finish, run, result, options.bg_color)
+    model = await run.on_device("load_model", resident_network, run, spec)
+    result = await run.on_device("model", device_matte, model, image.rgb, plate.rgb, job.params)
+    pixels, confidence = await run.on_device("postprocess", finish, result, options.output, options.bg_color)
+    pixels = await run.io("to_host", to_host, pixels)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
                            run.services.settings.png)
     key = await write(run, encoded)
