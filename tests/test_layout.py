@@ -52,7 +52,8 @@ def test_the_scan_sees_an_upward_import(tmp_path):
 def test_the_chains_are_rooms_of_pipeline():
     for room in ("carvekit", "restoration", "matting", "segmentation"):
         assert (REPO / "pipeline" / room / "__init__.py").exists()
-        assert not (REPO / room).exists(), f"{room}/ is back at the top"
+        # (a checkout made before the move may keep an untracked __pycache__/ there: not code)
+        assert not list((REPO / room).glob("**/*.py")), f"{room}/ is back at the top"
 
 
 def test_the_schema_keys_are_the_descriptors():
