@@ -18,6 +18,7 @@ from typing import Any
 
 from imaging.knobs import Knob
 from imaging.postprocess import parse_color
+from imaging.video import VIDEO_FORMATS
 
 CUTOUT_TASKS = ("remove_background", "matte")
 MATTE_TASKS = CUTOUT_TASKS + ("mask",)
@@ -135,6 +136,9 @@ class OutputOptions:
     size: str = _knob("full", "largest output: full (the image's own size), preview (0.25 MP), medium (1.5 MP), "
                       "hd (4 MP); scaled down keeping the aspect ratio, antialiased; never enlarged",
                       MATTE_TASKS, choices=tuple(SIZE_PIXELS))
+    video_format: str = _knob("webm", "video inputs: webm (VP9 with alpha), mov (ProRes 4444 with alpha, for "
+                              "editors), mp4 (H.264, no transparency: a cut-out needs an opaque bg_color); the mask "
+                              "task writes a grey webm or mp4", MATTE_TASKS, choices=VIDEO_FORMATS)
     frames: str = _knob("all", "animated inputs (GIF, WebP, APNG): all = every frame, written as an animation "
                         "in png (APNG), webp or gif; first = the first frame only, as a still", MATTE_TASKS,
                         choices=("all", "first"))
@@ -162,6 +166,9 @@ class OutputOptions:
         if task in CUTOUT_TASKS and self.format == "jpg" and self.channels == "rgba" and not opaque:
             raise ValueError("format: 'jpg' has no transparency; set an opaque bg_color (#RRGGBB), "
                              "or use png or webp")
+        if task in CUTOUT_TASKS and self.video_format == "mp4" and self.channels == "rgba" and not opaque:
+            raise ValueError("video_format: 'mp4' has no transparency; set an opaque bg_color (#RRGGBB), "
+                             "or use webm or mov")
 
     @classmethod
     def applies_to(cls, task: str) -> frozenset[str]:

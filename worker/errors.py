@@ -12,6 +12,7 @@ import torch
 from imaging.decode import ImageTooLarge, UndecodableImage
 from imaging.errors import CallerValueError
 from imaging.segment import WorkTooLarge
+from imaging.video import UndecodableVideo, VideoTooLarge
 from matting.background import PlateSizeMismatch
 from models.registry import CheckpointMismatch, WeightsNotFound
 from models.spec import SizeOutOfRange
@@ -52,7 +53,7 @@ class JobTimeout(JobError):
 
 # Exceptions raised below the service whose messages are written for the caller too.
 CALLER_ERRORS = (JobError, CallerValueError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge,
-                 SizeOutOfRange, PlateSizeMismatch)
+                 SizeOutOfRange, PlateSizeMismatch, UndecodableVideo, VideoTooLarge)
 
 
 @dataclass(frozen=True)
