@@ -20,6 +20,7 @@ they are.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -328,7 +329,8 @@ class VideoWriter:
         """Close the files without finishing them (the caller deletes the output)."""
         if self.audio is not None:
             self.audio.close()
-        self.output.close()
+        with contextlib.suppress(av.FFmpegError):  # a half-written file may not close cleanly
+            self.output.close()
 
     def __enter__(self) -> VideoWriter:
         return self

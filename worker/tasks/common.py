@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -14,6 +15,7 @@ from models.spec import ModelSpec, Role
 from worker.cache import resolve_dtype
 from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge
+from worker.storage import InputLimits
 
 # The file each task writes under img/<id>/, before the format's extension.
 OUTPUT_NAMES = {"remove_background": "trans", "mask": "mask", "restore": "restored", "upscale": "upscaled",
@@ -45,6 +47,11 @@ def load(run: JobRun, spec: ModelSpec) -> nn.Module:
 async def fetch(run: JobRun, key: str) -> bytes:
     settings = run.services.settings
     return await run.io("get", run.services.storage.get, key, settings.max_input_bytes)
+
+
+async def fetch_input(run: JobRun, key: str) -> bytes | Path:
+    """An input's bytes, or a temporary file when it is a video (delete it: video.deleted_after)."""
+    return await run.io("get", run.services.storage.get_input, key, InputLimits.of(run.services.settings))
 
 
 async def fetch_image(run: JobRun, key: str) -> DecodedImage:

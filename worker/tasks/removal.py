@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +36,8 @@ from worker.context import JobRun, Services
 from worker.device import synchronize
 from worker.errors import InvalidInput
 from worker.schema import Options
-from worker.tasks.common import answer, fetch, require_weights, rgb_tensor, write
+from worker.tasks import video
+from worker.tasks.common import answer, fetch_input, require_weights, rgb_tensor, write
 from worker.tasks.restore import FACE_NETWORKS, restore_faces
 
 
@@ -81,9 +83,13 @@ def _segment_batch(services: Services, spec: ModelSpec, dtype: torch.dtype, size
     return run_batch
 
 
-def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
-    """Every frame as `frames` asks; a JPEG straight onto the GPU when on CUDA (GPU_JPEG)."""
+def _decode(run: JobRun, data: bytes | Path) -> DecodedAnimation:
+    """Every frame as `frames` asks; a JPEG straight onto the GPU when on CUDA (GPU_JPEG); a clip's
+    first frame as a still (`frames: "first"`)."""
     settings, output = run.services.settings, run.job.options.output
+    if isinstance(data, Path):
+        video.check_knobs(run)
+        return DecodedAnimation([video.first_frame(data, video.limits(run))], [0], 0, video.SOURCE_FORMAT)
     device = run.services.device.device
     if device.type == "cuda" and settings.gpu_jpeg:
         image = decode_jpeg_on(data, settings.max_image_pixels, device)
@@ -128,8 +134,14 @@ async def run(run: JobRun) -> dict:
         network_size(spec, plan.seg_mask_size)
         check_plan(plan)
         require_weights(run, *_networks(options, spec))
-        data = await fetch(run, f"ogs/{job.id}")
-        animation = await run.io("decode", _decode, run, data)
+        data = await fetch_input(run, f"ogs/{job.id}")
+        if isinstance(data, Path) and options.output.frames == "all":
+            lane.arrived()
+            arrived = True
+            with video.deleted_after(data):
+                return await _clip(run, data, plan, spec, dtype)
+        with video.deleted_after(data):
+            animation = await run.io("decode", _decode, run, data)
         del data
         frames = animation.frames
         if options.restore_faces:
@@ -168,6 +180,36 @@ async def run(run: JobRun) -> dict:
     return answer(run, out_key, out_w, out_h, spec.name,
                   **({"post": plan.post} if plan.post != "none" else {}),
                   **({"scene": plan.scene} if plan.scene else {}), **figures, **extra)
+
+
+async def _clip(run: JobRun, path: Path, plan: ChainParams, spec: ModelSpec, dtype: torch.dtype) -> dict:
+    """A video input: every frame through the same batched forward (on the lane, with other jobs'
+    images) and the same post-processing as a still, streamed into one video (worker/tasks/video.py)."""
+    services, options = run.services, run.job.options
+    info = await video.open_clip(run, path)
+    if options.pre != "none":  # one plan, from the first frame, for every frame
+        first = await run.io("decode", video.first_frame, path, video.limits(run))
+        plan = (await run.on_device("pre", plans, services.models, [first.rgb], options.pre, options.model,
+                                    options.chain_knobs()))[0]
+        spec = resolve_network(plan.net, services.settings.weights_dir)
+        del first
+    key = (spec.name, dtype, network_size(spec, plan.seg_mask_size))
+    segment = _segment_batch(services, spec, dtype, plan.seg_mask_size)
+    method = _foreground_method(options, plan, spec)
+
+    async def work(frames: list[DecodedImage]) -> list[np.ndarray]:
+        mattes = await asyncio.gather(*(services.lane.batched(key, _Segmentation(run, f.rgb), segment)
+                                        for f in frames))
+        return await run.on_device("postprocess", _frame_pixels, run, frames, mattes, plan, method)
+
+    return await video.stream(run, path, info, work, spec.name,
+                              **({"post": plan.post} if plan.post != "none" else {}))
+
+
+def _frame_pixels(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
+                  method: str) -> list[np.ndarray]:
+    """On the device, each video frame's output pixels, as a still's."""
+    return [_still(run, frame, [matte], plan, method)[0] for frame, matte in zip(frames, mattes, strict=True)]
 
 
 def _foreground_method(options: Options, plan: ChainParams, spec: ModelSpec) -> str:
