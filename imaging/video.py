@@ -13,6 +13,10 @@ where the container cannot hold it (Opus in WebM, AAC in MOV/MP4):
 - mp4: H.264 `yuv420p`, no alpha: frames come composited on an opaque colour.
 A grey frame (a matte) is written as the luma of a 4:2:0 video, chroma neutral.
 
+On a GPU (`hardware=True`), H.264/HEVC inputs are decoded by NVDEC and MP4 outputs encoded by NVENC
+(`h264_nvenc`) where FFmpeg can open them; anything else, and any machine where they fail to open, uses
+the CPU codecs above (VP9 with alpha and ProRes have no NVENC encoder).
+
 Sizes: H.264's 4:2:0 needs even sizes, so an odd width or height is padded with one column or row of
 `pad_value` (the bg_color the frames were composited on, or 0 for a matte) on the right or bottom:
 every pixel of the input is kept, and the extra one is background. VP9 and ProRes take odd sizes as
@@ -21,6 +25,7 @@ they are.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -28,6 +33,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.codec.hwaccel import HWAccel
 
 VIDEO_FORMATS = ("webm", "mov", "mp4")
 CONTENT_TYPES = {"webm": "video/webm", "mov": "video/quicktime", "mp4": "video/mp4"}
@@ -53,6 +59,8 @@ AUDIO_COPY = {
     "mp4": ({"aac", "mp3", "alac", "opus"}, "aac"),
 }
 EVEN_SIZES = ("mp4",)  # 4:2:0 encoders that refuse odd sizes
+NVENC = ("h264_nvenc", {"preset": "p4", "rc": "vbr", "cq": "23"})  # mp4 on a GPU
+NVDEC_CODECS = ("h264", "hevc")  # inputs decoded by NVDEC on a GPU
 
 
 class UndecodableVideo(ValueError):
@@ -116,7 +124,24 @@ class VideoFrame:
         return self.rgb.shape[1], self.rgb.shape[0]
 
 
-def _open(path: Path | str) -> av.container.InputContainer:
+@functools.cache
+def nvenc_available() -> bool:
+    """Whether FFmpeg can open NVENC's H.264 encoder here (a GPU and its driver)."""
+    try:
+        context = av.CodecContext.create(NVENC[0], "w")
+        context.width, context.height, context.pix_fmt, context.time_base = 64, 64, "yuv420p", Fraction(1, 25)
+        context.open()
+        return True
+    except av.FFmpegError:
+        return False
+
+
+def _open(path: Path | str, hardware: bool = False) -> av.container.InputContainer:
+    if hardware:
+        try:  # NVDEC where FFmpeg can open it; frames come back to host memory
+            return av.open(str(path), "r", hwaccel=HWAccel("cuda", allow_software_fallback=True))
+        except av.FFmpegError:
+            pass
     try:
         return av.open(str(path), "r")
     except (av.FFmpegError, UnicodeDecodeError) as exc:
@@ -167,6 +192,11 @@ def probe(path: Path | str, limits: VideoLimits) -> VideoInfo:
                          frames, audio)
 
 
+def _codec_of(path: Path | str) -> str:
+    with _open(path) as container:
+        return _video_stream(container).codec_context.name
+
+
 def _displayed(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
     """A decoded frame's RGB and alpha (None when opaque) as numpy, rotated as its display matrix says
     (counter-clockwise by `frame.rotation` degrees, what FFmpeg's autorotate does)."""
@@ -183,12 +213,14 @@ def _displayed(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(pixels[..., :3]), (None if alpha.min() == 255 else alpha)
 
 
-def decode(path: Path | str, limits: VideoLimits, first_only: bool = False) -> Iterator[VideoFrame]:
-    """Every frame of the clip in presentation order (the first only with `first_only`), one at a time.
+def decode(path: Path | str, limits: VideoLimits, first_only: bool = False,
+           hardware: bool = False) -> Iterator[VideoFrame]:
+    """Every frame of the clip in presentation order (the first only with `first_only`), one at a time;
+    H.264/HEVC through NVDEC with `hardware` where it opens.
     VideoTooLarge as soon as a frame is over MAX_VIDEO_PIXELS, past MAX_VIDEO_SECONDS from the first
     frame, or past that duration's frames at MAX_FRAME_RATE; UndecodableVideo for damaged data or a
     clip without frames."""
-    with _open(path) as container:
+    with _open(path, hardware and _codec_of(path) in NVDEC_CODECS) as container:
         stream = _video_stream(container)
         decoder_name = ALPHA_DECODERS.get(stream.codec_context.name)
         decoder = av.CodecContext.create(decoder_name, "r") if decoder_name else stream.codec_context
@@ -283,10 +315,12 @@ class VideoWriter:
     `pad_value` fills the padding of odd sizes where the format needs even ones (module docstring)."""
 
     def __init__(self, path: Path | str, fmt: str, time_base: Fraction, rate: Fraction,
-                 audio_from: Path | str | None = None, pad_value: int | tuple[int, ...] = 0):
+                 audio_from: Path | str | None = None, pad_value: int | tuple[int, ...] = 0,
+                 hardware: bool = False):
         if fmt not in VIDEO_FORMATS:
             raise ValueError(f"unknown video format {fmt!r}")
         self.fmt, self.time_base, self.rate, self.pad_value = fmt, Fraction(time_base), Fraction(rate), pad_value
+        self.nvenc = hardware and fmt == "mp4" and nvenc_available()
         self.output = av.open(str(path), "w", format=fmt)
         self.stream = None
         self.audio = _AudioPass(audio_from, self.output, fmt) if audio_from is not None else None
@@ -294,6 +328,8 @@ class VideoWriter:
 
     def _start(self, pixels: np.ndarray) -> None:
         codec, pixel_format, options = VIDEO_CODECS[self.fmt]
+        if self.nvenc:
+            codec, options = NVENC
         if pixels.ndim == 2:
             pixel_format = GREY_PIXEL_FORMAT[self.fmt]
         height, width = pixels.shape[:2]

@@ -165,3 +165,13 @@ def test_a_one_frame_clip_and_first_only(tmp_path, clip):
     single = write_clip(tmp_path / "one.mp4", frames=1)
     assert probe(single, ROOMY).frames == 1 and len(list(decode(single, ROOMY))) == 1
     assert len(list(decode(clip, ROOMY, first_only=True))) == 1
+
+
+def test_hardware_codecs_fall_back_to_the_cpu_where_they_do_not_open(tmp_path, clip):
+    """On a machine without a usable GPU, NVDEC and NVENC fail to open: the CPU codecs do the work."""
+    frames = list(decode(clip, ROOMY, hardware=True))
+    assert len(frames) == 6
+    with VideoWriter(tmp_path / "o.mp4", "mp4", Fraction(1, 1000), Fraction(25), hardware=True) as writer:
+        for index, frame in enumerate(frames):
+            writer.write(frame.rgb, index * 40)
+    assert read_back(tmp_path / "o.mp4")["codec"] == "h264" and len(read_back(tmp_path / "o.mp4")["frames"]) == 6

@@ -109,7 +109,8 @@ class _Stream:
         self.decoded: asyncio.Queue = asyncio.Queue(QUEUE_DEPTH)
         self.made: asyncio.Queue = asyncio.Queue(QUEUE_DEPTH)
         self.alive, self.written = _Alive(), _Written()
-        self.frames = decode(path, limits(run))
+        self.hardware = run.services.device.device.type == "cuda"  # NVDEC / NVENC where they open
+        self.frames = decode(path, limits(run), hardware=self.hardware)
         self.writer: VideoWriter | None = None
         self.finished = False  # the writer has closed the file
         self.reported = time.monotonic()
@@ -159,7 +160,7 @@ class _Stream:
         bg_color = getattr(options, "bg_color", None)
         pad = parse_color(bg_color)[:3] if bg_color and options.output.channels == "rgba" else 0
         return VideoWriter(self.out_path, options.output.video_format, self.info.time_base, self.info.rate,
-                           audio_from=self.path, pad_value=pad)
+                           audio_from=self.path, pad_value=pad, hardware=self.hardware)
 
     def _wrote(self, pts: int) -> None:
         written = self.written

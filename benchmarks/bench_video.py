@@ -1,0 +1,225 @@
+"""Video jobs on this CPU: frames/s end to end, peak memory by clip length, and matte flicker.
+
+    PYTHONPATH=. python benchmarks/bench_video.py speed   [--heights 480 720] [--seconds 2]
+    PYTHONPATH=. python benchmarks/bench_video.py memory  [--lengths 10 60] [--height 240]
+    PYTHONPATH=. python benchmarks/bench_video.py flicker [--models u2netp isnet-general-use] [--frames 16]
+
+The clips: ../shared/data/hires/GT04.jpg's subject, cut out with its true alpha (GT04_alpha.png), over
+the clean plate ../shared/data/bgm/0001_back.png, 16:9 at the asked height, H.264 at 25 frames/s. In the
+"moving" scene the subject slides across the frame (a third of its width in a second); in the "static"
+scene it stands still and each frame gets a little sensor-like noise (sigma 2), so that only the codec
+and the noise change between frames. The jobs run through the worker (worker.jobs.Worker) on a local
+folder bucket, as a caller's would: `speed` reports frames/s of the whole job and each stage's share of
+its wall time (the stages overlap, so shares can add up to more than 100 %); `memory` runs each clip in
+a child process and reports its peak RSS; `flicker` writes the mask task's matte as ProRes (10-bit, so
+that the output codec adds next to nothing) and reports mean |alpha_t - alpha_t-1| / 255 per frame pair,
+with the true alpha's own change beside it, and the error against the true alpha (MAD), for the raw
+mattes and for a motion-gated exponential moving average of them (smooth()).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO / ".." / "shared"
+sys.path.insert(0, str(REPO))
+
+from imaging.video import VideoLimits, decode  # noqa: E402
+
+RATE = 25
+STAGES = ("get", "probe", "decode", "model", "postprocess", "encode", "put")
+
+
+def scene_frames(height: int, frames: int, moving: bool, seed: int = 0):
+    """(RGB frame, true alpha) pairs of the scene (module docstring)."""
+    width = round(height * 16 / 9 / 2) * 2
+    photo = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
+    truth = Image.open(SHARED / "data" / "hires" / "GT04_alpha.png").convert("L")
+    subject_h = int(height * 0.8)
+    subject_w = round(photo.width * subject_h / photo.height)
+    colour = np.asarray(photo.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32)
+    alpha = np.asarray(truth.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32) / 255
+    plate = np.asarray(Image.open(SHARED / "data" / "bgm" / "0001_back.png").convert("RGB")
+                       .resize((width, height), Image.BILINEAR), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    top = height - subject_h
+    for index in range(frames):
+        left = int(width * 0.05 + (subject_w / 3) * index / RATE) if moving else int(width * 0.3)
+        left = min(left, width - subject_w)
+        full_alpha = np.zeros((height, width), np.float32)
+        full_alpha[top:, left:left + subject_w] = alpha
+        fg = np.zeros_like(plate)
+        fg[top:, left:left + subject_w] = colour
+        frame = fg * full_alpha[..., None] + plate * (1 - full_alpha[..., None])
+        if not moving:
+            frame = frame + rng.normal(0, 2, frame.shape)
+        yield np.clip(frame, 0, 255).round().astype(np.uint8), full_alpha
+
+
+def write_scene(path: Path, height: int, frames: int, moving: bool) -> list[np.ndarray]:
+    """The scene as an H.264 MP4 (crf 18); the true alphas."""
+    truths = []
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=RATE, options={"crf": "18", "preset": "veryfast"})
+        stream.pix_fmt = "yuv420p"
+        for index, (frame, truth) in enumerate(scene_frames(height, frames, moving)):
+            if index == 0:
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+            picture = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            picture.pts = index
+            out.mux(stream.encode(picture))
+            truths.append(truth)
+        out.mux(stream.encode(None))
+    return truths
+
+
+def worker_for(folder: Path, **settings):
+    from tests.conftest import DEVICE, link_real_weights
+    from worker.config import load
+    from worker.jobs import Worker
+
+    weights = link_real_weights(folder / "weights")
+    base = replace(load(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights, device=DEVICE)
+    return Worker(replace(base, **settings))
+
+
+def run_job(worker, folder: Path, clip: Path, job: dict) -> tuple[dict, float]:
+    target = folder / "bucket" / "ogs" / job["id"]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(clip.read_bytes())
+    start = time.perf_counter()
+    answer = asyncio.run(worker.run(job, "bench"))
+    return answer, time.perf_counter() - start
+
+
+def speed(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        worker = worker_for(folder)
+        warm = folder / "warm.mp4"
+        write_scene(warm, 120, 4, True)
+        run_job(worker, folder, warm, {"id": "warm", "model": args.model})
+        for height in args.heights:
+            clip = folder / f"{height}.mp4"
+            write_scene(clip, height, int(args.seconds * RATE), True)
+            answer, wall = run_job(worker, folder, clip, {"id": f"h{height}", "model": args.model})
+            timings = answer["timings_ms"]
+            shares = {stage: f"{timings.get(stage, 0) / 10 / wall:.0f}%" for stage in STAGES}
+            print(json.dumps({"height": height, "size": f"{answer['width']}x{answer['height']}",
+                              "frames": answer["frames"], "wall_s": round(wall, 2),
+                              "fps": round(answer["frames"] / wall, 2), "shares_of_wall": shares,
+                              "frames_in_memory_peak": answer["frames_in_memory_peak"]}))
+
+
+def memory_child(args) -> None:
+    """One clip in this process; prints its peak RSS."""
+    folder = Path(args.folder)
+    worker = worker_for(folder, batch_size=4)
+    answer, wall = run_job(worker, folder, Path(args.clip), {"id": "clip", "model": "u2netp", "task": "mask",
+                                                             "seg_mask_size": args.seg_size})
+    assert "error" not in answer, answer
+    print(json.dumps({"frames": answer["frames"], "wall_s": round(wall, 1),
+                      "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                      "frames_in_memory_peak": answer["frames_in_memory_peak"]}))
+
+
+def memory(args) -> None:
+    for seconds in args.lengths:
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = Path(tmp) / "clip.mp4"
+            write_scene(clip, args.height, int(seconds * RATE), True)
+            child = subprocess.run([sys.executable, __file__, "memory-child", "--clip", str(clip), "--folder", tmp,
+                                    "--seg-size", str(args.seg_size)], capture_output=True, text=True,
+                                   env={**os.environ, "PYTHONPATH": str(REPO)})
+            figures = child.stdout.strip().splitlines()[-1] if child.returncode == 0 else child.stderr[-2000:]
+            print(f"{seconds} s at {args.height}p: {figures}")
+
+
+def smooth(mattes: list[np.ndarray], frames: list[np.ndarray], keep: float, still_below: float) -> list[np.ndarray]:
+    """A motion-gated EMA: where a pixel's luma changed by less than `still_below` (of 255) since the
+    previous frame, alpha_t = keep * smoothed_t-1 + (1 - keep) * alpha_t; elsewhere the new alpha."""
+    out, previous, previous_luma = [], None, None
+    for matte, frame in zip(mattes, frames):
+        luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        matte = matte.astype(np.float32)
+        if previous is not None:
+            still = np.abs(luma - previous_luma) < still_below
+            matte = np.where(still, keep * previous + (1 - keep) * matte, matte)
+        out.append(matte)
+        previous, previous_luma = matte, luma
+    return out
+
+
+def flicker_figures(mattes: list[np.ndarray], truths: list[np.ndarray]) -> dict:
+    mattes = [m.astype(np.float32) / 255 for m in mattes]
+    change = np.mean([np.abs(b - a).mean() for a, b in zip(mattes, mattes[1:])])
+    true_change = np.mean([np.abs(b - a).mean() for a, b in zip(truths, truths[1:])])
+    mad = np.mean([np.abs(m - t).mean() for m, t in zip(mattes, truths)])
+    return {"flicker": round(float(change), 5), "true_change": round(float(true_change), 5),
+            "mad_vs_truth": round(float(mad), 4)}
+
+
+def flicker(args) -> None:
+    limits = VideoLimits(10**9, 10**6)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        worker = worker_for(folder)
+        for moving in (False, True):
+            clip = folder / "scene.mp4"
+            truths = write_scene(clip, args.height, args.frames, moving)
+            frames = [frame.rgb for frame in decode(clip, limits)]
+            for model in args.models:
+                answer, wall = run_job(worker, folder, clip, {"id": "scene", "model": model, "task": "mask",
+                                                              "video_format": "mov"})
+                with av.open(str(folder / "bucket" / answer["key"])) as written:
+                    mattes = [f.to_ndarray(format="gray") for f in written.decode(video=0)]
+                rows = {"raw": flicker_figures(mattes, truths)}
+                for keep, still_below in ((0.5, 4), (0.7, 4), (0.7, 8)):
+                    smoothed = [m.round().astype(np.uint8) for m in smooth(mattes, frames, keep, still_below)]
+                    rows[f"ema keep={keep} still<{still_below}"] = flicker_figures(smoothed, truths)
+                scene = "moving" if moving else "static"
+                for name, figures in rows.items():
+                    print(json.dumps({"scene": scene, "model": model, "variant": name, **figures,
+                                      "s_per_frame": round(wall / len(frames), 2)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    fast = commands.add_parser("speed")
+    fast.add_argument("--heights", type=int, nargs="+", default=[480, 720])
+    fast.add_argument("--seconds", type=float, default=2)
+    fast.add_argument("--model", default="u2netp")
+    mem = commands.add_parser("memory")
+    mem.add_argument("--lengths", type=float, nargs="+", default=[10, 60])
+    mem.add_argument("--height", type=int, default=240)
+    mem.add_argument("--seg-size", type=int, default=96, help="u2netp's input size (small: the time is the clip's)")
+    child = commands.add_parser("memory-child")
+    child.add_argument("--clip")
+    child.add_argument("--folder")
+    child.add_argument("--seg-size", type=int)
+    flick = commands.add_parser("flicker")
+    flick.add_argument("--models", nargs="+", default=["u2netp", "isnet-general-use"])
+    flick.add_argument("--frames", type=int, default=16)
+    flick.add_argument("--height", type=int, default=240)
+    args = parser.parse_args()
+    {"speed": speed, "memory": memory, "memory-child": memory_child, "flicker": flicker}[args.command](args)
+
+
+if __name__ == "__main__":
+    main()
