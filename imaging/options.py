@@ -139,6 +139,10 @@ class OutputOptions:
     video_format: str = _knob("webm", "video inputs: webm (VP9 with alpha), mov (ProRes 4444 with alpha, for "
                               "editors), mp4 (H.264, no transparency: a cut-out needs an opaque bg_color); the mask "
                               "task writes a grey webm or mp4", MATTE_TASKS, choices=VIDEO_FORMATS)
+    smoothing: float = _knob(0.0, "video inputs: temporal smoothing of the matte, 0 (off) to 0.9: where a pixel's "
+                             "luma changed by less than 4/255 since the previous frame, alpha = smoothing * previous + "
+                             "(1 - smoothing) * new; moving pixels keep their new alpha, so edges do not trail "
+                             "(applied before threshold, grow and feather)", MATTE_TASKS, bounds=(0, 0.9))
     frames: str = _knob("all", "animated inputs (GIF, WebP, APNG): all = every frame, written as an animation "
                         "in png (APNG), webp or gif; first = the first frame only, as a still", MATTE_TASKS,
                         choices=("all", "first"))

@@ -11,6 +11,7 @@ from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
 from imaging.matte_ops import refine_matte
 from imaging.output import output_frames
+from imaging.temporal import MatteSmoother
 from imaging.video import sniff
 from matting.background import PlateSizeMismatch, check_pair, matte
 from worker.context import JobRun
@@ -57,11 +58,15 @@ def _check_pair(image: DecodedImage, plate: DecodedImage, plate_key: str) -> Non
         raise CallerValueError(plate_key, str(exc)) from None
 
 
-def _finish(run: JobRun, result, bg_color: str | None):
-    """On the device: the job's matte knobs, the confidence, the output's pixels."""
+def _finish(run: JobRun, result, bg_color: str | None, smoother: MatteSmoother | None = None,
+            frame: DecodedImage | None = None):
+    """On the device: a video's temporal smoothing (of `frame`'s matte), the job's matte knobs, the
+    confidence, the output's pixels."""
     device = run.services.device.device
     rgba = torch.from_numpy(result.rgba).to(device).permute(2, 0, 1)
     alpha = rgba[3]
+    if smoother is not None:
+        alpha = smoother(alpha, torch.from_numpy(frame.rgb).to(device).permute(2, 0, 1))
     confidence = matte_confidence(alpha[None])
     alpha = refine_matte(alpha, run.job.options.output)
     return output_frames([rgba[:3]], [alpha], run.job.options.output, bg_color)[0], confidence
@@ -97,19 +102,21 @@ async def _clip(run: JobRun, path: Path, plate: DecodedImage, plate_key: str, sp
     """A video input: each frame against the one plate, streamed into one video (worker/tasks/video.py)."""
     info = await video.open_clip(run, path)
     model = await run.on_device("load_model", load, run, spec)
+    smoother = video.smoother(run)
 
     async def work(frames: list[DecodedImage]):
-        return await run.on_device("model", _matte_frames, run, model, frames, plate, plate_key)
+        return await run.on_device("model", _matte_frames, run, model, frames, plate, plate_key, smoother)
 
     return await video.stream(run, path, info, work, spec.name)
 
 
-def _matte_frames(run: JobRun, model, frames: list[DecodedImage], plate: DecodedImage, plate_key: str) -> list:
+def _matte_frames(run: JobRun, model, frames: list[DecodedImage], plate: DecodedImage, plate_key: str,
+                  smoother: MatteSmoother | None) -> list:
     """On the device, each frame's matte against the plate and its output pixels, as a still's."""
     params, bg_color = run.job.options.task_params.params, run.job.options.bg_color
     pixels = []
     for frame in frames:
         run.check()
         _check_pair(frame, plate, plate_key)
-        pixels.append(_finish(run, matte(model, frame.rgb, plate.rgb, params), bg_color)[0])
+        pixels.append(_finish(run, matte(model, frame.rgb, plate.rgb, params), bg_color, smoother, frame)[0])
     return pixels

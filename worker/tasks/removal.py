@@ -28,6 +28,7 @@ from imaging.matte_ops import refine_matte
 from imaging.matte_ops import Box
 from imaging.output import output_box, output_frame, output_size
 from imaging.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
+from imaging.temporal import MatteSmoother
 from imaging.segment import network_size, predict_mattes
 from models import registry
 from models.spec import ModelSpec
@@ -196,20 +197,26 @@ async def _clip(run: JobRun, path: Path, plan: ChainParams, spec: ModelSpec, dty
     key = (spec.name, dtype, network_size(spec, plan.seg_mask_size))
     segment = _segment_batch(services, spec, dtype, plan.seg_mask_size)
     method = _foreground_method(options, plan, spec)
+    smoother = video.smoother(run)
 
     async def work(frames: list[DecodedImage]) -> list[np.ndarray]:
         mattes = await asyncio.gather(*(services.lane.batched(key, _Segmentation(run, f.rgb), segment)
                                         for f in frames))
-        return await run.on_device("postprocess", _frame_pixels, run, frames, mattes, plan, method)
+        return await run.on_device("postprocess", _frame_pixels, run, frames, mattes, plan, method, smoother)
 
     return await video.stream(run, path, info, work, spec.name,
                               **({"post": plan.post} if plan.post != "none" else {}))
 
 
 def _frame_pixels(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
-                  method: str) -> list[np.ndarray]:
-    """On the device, each video frame's output pixels, as a still's."""
-    return [_still(run, frame, [matte], plan, method)[0] for frame, matte in zip(frames, mattes, strict=True)]
+                  method: str, smoother: MatteSmoother | None) -> list[np.ndarray]:
+    """On the device, each video frame's output pixels, as a still's (in order: the smoother keeps the
+    previous frame)."""
+    pixels = []
+    for frame, matte in zip(frames, mattes, strict=True):
+        alphas, _, _ = _alphas(run, [frame], [matte], plan, smoother)
+        pixels.append(_pixels(run, frame, alphas[0], None, method))
+    return pixels
 
 
 def _foreground_method(options: Options, plan: ChainParams, spec: ModelSpec) -> str:
@@ -218,11 +225,12 @@ def _foreground_method(options: Options, plan: ChainParams, spec: ModelSpec) -> 
     return "blur_fusion" if plan.post != "none" else spec.default_foreground
 
 
-def _alphas(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor],
-            plan: ChainParams) -> tuple[torch.Tensor, Box | None, dict]:
+def _alphas(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
+            smoother: MatteSmoother | None = None) -> tuple[torch.Tensor, Box | None, dict]:
     """On the device, the first pass: every frame's full-size alpha [N,H,W] uint8 (carvekit's
-    refinement, then the job's matte knobs), the confidence (of the model's matte) and the crop box,
-    which need every frame. One byte per pixel is all that is kept of an animation's frames here."""
+    refinement, a video's temporal smoothing, then the job's matte knobs), the confidence (of the
+    model's matte) and the crop box, which need every frame. One byte per pixel is all that is kept of
+    an animation's frames here."""
     options = run.job.options
     width, height = frames[0].size
     alphas = torch.empty((len(frames), height, width), dtype=torch.uint8, device=mattes[0].device)
@@ -233,6 +241,8 @@ def _alphas(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor],
         rgb = rgb_tensor(frame, alphas.device)
         alphas[index] = keep_own_alpha(post_process(run.services.models, rgb, full_size_alpha(matte, frame), plan),
                                        frame)
+        if smoother is not None:
+            alphas[index] = smoother(alphas[index], rgb)
     figures = matte_confidence(alphas).as_dict()
     for index in range(len(alphas)):
         alphas[index] = refine_matte(alphas[index], options.output)

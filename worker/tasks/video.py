@@ -32,6 +32,7 @@ from imaging.decode import DecodedImage
 from imaging.encode import zero_invisible
 from imaging.errors import CallerValueError
 from imaging.postprocess import parse_color
+from imaging.temporal import MatteSmoother
 from imaging.video import CONTENT_TYPES, VideoFrame, VideoInfo, VideoLimits, VideoWriter, decode, probe
 from worker.context import JobRun
 from worker.tasks.common import OUTPUT_NAMES, answer
@@ -66,6 +67,12 @@ async def open_clip(run: JobRun, path: Path) -> VideoInfo:
     run.info(f"video {info.codec} {info.width}x{info.height}, ~{info.frames} frames at {float(info.rate):.3g} "
              f"fps, {info.duration_s:.2f} s" + (f", audio {info.audio}" if info.audio else ""))
     return info
+
+
+def smoother(run: JobRun) -> MatteSmoother | None:
+    """The job's temporal smoothing of the matte (knob `smoothing`), None when off."""
+    smoothing = run.job.options.output.smoothing
+    return MatteSmoother(smoothing) if smoothing > 0 else None
 
 
 def as_image(frame: VideoFrame) -> DecodedImage:
