@@ -89,7 +89,6 @@ def _decode(run: JobRun, data: bytes | Path) -> DecodedAnimation:
     first frame as a still (`frames: "first"`)."""
     settings, output = run.services.settings, run.job.options.output
     if isinstance(data, Path):
-        video.check_knobs(run)
         return DecodedAnimation([video.first_frame(data, video.limits(run))], [0], 0, video.SOURCE_FORMAT)
     device = run.services.device.device
     if device.type == "cuda" and settings.gpu_jpeg:

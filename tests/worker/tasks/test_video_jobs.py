@@ -90,6 +90,8 @@ def test_frames_first_gives_a_still(bucket, tmp_path):
     put_clip(bucket, "clip", tmp_path, frames=3, audio=False)
     answer = bucket.run({"id": "clip", "model": "u2netp", "frames": "first"})
     assert answer["key"] == "img/clip/trans.png" and bucket.read(answer["key"]).size == (96, 64)
+    cropped = bucket.run({"id": "clip", "model": "u2netp", "frames": "first", "crop": True})  # a still crops
+    assert bucket.read(cropped["key"]).size[0] < 96, cropped
 
 
 def test_frames_alive_at_once_are_bounded_by_the_batch_and_the_queues(tmp_path, task_weights):
@@ -128,6 +130,7 @@ def test_knobs_a_clip_cannot_take_are_refused_by_name(bucket, tmp_path):
     assert bucket.refused({"id": "clip", "model": "u2netp", "crop": True}).startswith("crop: a video is not cropped")
     assert bucket.refused({"id": "clip", "model": "u2netp", "video_format": "mp4"}).startswith(
         "video_format: 'mp4' has no transparency; set an opaque bg_color")
+    assert bucket.refused({"id": "clip", "model": "u2netp", "restore_faces": True}).startswith("restore_faces:")
 
 
 def test_matte_of_a_clip_against_a_still_plate_and_a_video_plate_refused(bucket, tmp_path):
