@@ -3,6 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_video.py speed   [--heights 480 720] [--seconds 2]
     PYTHONPATH=. python benchmarks/bench_video.py memory  [--lengths 10 60] [--height 240]
     PYTHONPATH=. python benchmarks/bench_video.py flicker [--models u2netp isnet-general-use] [--frames 16]
+    PYTHONPATH=. DEVICE=cuda python benchmarks/bench_video.py gpu [--model ZhengPeng7/BiRefNet_lite] [--seconds 1]
 
 The clips: ../shared/data/hires/GT04.jpg's subject, cut out with its true alpha (GT04_alpha.png), over
 the clean plate ../shared/data/bgm/0001_back.png, 16:9 at the asked height, H.264 at 25 frames/s. In the
@@ -14,7 +15,8 @@ its wall time (the stages overlap, so shares can add up to more than 100 %); `me
 a child process and reports its peak RSS; `flicker` writes the mask task's matte as ProRes (10-bit, so
 that the output codec adds next to nothing) and reports mean |alpha_t - alpha_t-1| / 255 per frame pair,
 with the true alpha's own change beside it, and the error against the true alpha (MAD), for the raw
-mattes and for a motion-gated exponential moving average of them (smooth()).
+mattes and for a motion-gated exponential moving average of them (smooth(), what imaging/temporal.py
+does in the worker). `gpu` is benchmarks/gpu_check.sh's video phase (gpu_codecs(), gpu()).
 """
 from __future__ import annotations
 
@@ -46,8 +48,16 @@ STAGES = ("get", "probe", "decode", "model", "postprocess", "encode", "put")
 
 
 def scene_frames(height: int, frames: int, moving: bool, seed: int = 0):
-    """(RGB frame, true alpha) pairs of the scene (module docstring)."""
+    """(RGB frame, true alpha) pairs of the scene (module docstring); the tests' synthetic moving disc
+    where ../shared is not there (the GPU machine)."""
     width = round(height * 16 / 9 / 2) * 2
+    if not (SHARED / "data" / "hires" / "GT04.jpg").exists():
+        from tests.clips import scene
+
+        for index in range(frames):
+            rgb, subject = scene(width, height, index if moving else 0, frames)
+            yield rgb, subject.astype(np.float32)
+        return
     photo = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
     truth = Image.open(SHARED / "data" / "hires" / "GT04_alpha.png").convert("L")
     subject_h = int(height * 0.8)
@@ -88,14 +98,23 @@ def write_scene(path: Path, height: int, frames: int, moving: bool) -> list[np.n
     return truths
 
 
-def worker_for(folder: Path, **settings):
+def worker_for(folder: Path, oracle: list[str] | None = None, **settings):
+    """A worker on a local bucket in `folder`: the real weights of ../shared, or with `oracle` the
+    parity oracle's stand-ins of those models (for speed only)."""
     from tests.conftest import DEVICE, link_real_weights
     from worker.config import load
     from worker.jobs import Worker
 
-    weights = link_real_weights(folder / "weights")
-    base = replace(load(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights, device=DEVICE)
-    return Worker(replace(base, **settings))
+    if oracle:
+        import parity
+
+        weights = folder / "weights"
+        weights.mkdir(parents=True, exist_ok=True)
+        parity.install_oracle_weights(oracle, weights)
+    else:
+        weights = link_real_weights(folder / "weights")
+    base = replace(load(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights)
+    return Worker(replace(base, **({"device": DEVICE} if not oracle else {}), **settings))
 
 
 def run_job(worker, folder: Path, clip: Path, job: dict) -> tuple[dict, float]:
@@ -198,6 +217,62 @@ def flicker(args) -> None:
                                       "s_per_frame": round(wall / len(frames), 2)}))
 
 
+def _rate(frames: int, seconds: float) -> float:
+    return round(frames / max(seconds, 1e-9), 1)
+
+
+def gpu_codecs(clip: Path, folder: Path) -> None:
+    """Decode and encode frames/s of a clip, the GPU's codecs beside the CPU's."""
+    from imaging.video import VideoWriter, nvenc_available, probe
+
+    limits = VideoLimits(10**9, 10**6)
+    info = probe(clip, limits)
+    print(json.dumps({"nvenc_available": nvenc_available(), "clip": f"{info.width}x{info.height}",
+                      "frames": info.frames}))
+    for hardware in (False, True):
+        start = time.perf_counter()
+        frames = [frame.rgb for frame in decode(clip, limits, hardware=hardware)]
+        print(json.dumps({"decode": "nvdec (where it opens)" if hardware else "cpu",
+                          "fps": _rate(len(frames), time.perf_counter() - start)}))
+    for fmt, hardware in (("mp4", False), ("mp4", True), ("webm", False), ("mov", False)):
+        start = time.perf_counter()
+        with VideoWriter(folder / f"enc.{fmt}", fmt, info.time_base, info.rate, hardware=hardware) as writer:
+            for index, rgb in enumerate(frames):
+                writer.write(rgb, index * int(1 / (info.rate * info.time_base)))
+        print(json.dumps({"encode": fmt, "codec": "h264_nvenc" if writer.nvenc else "cpu",
+                          "fps": _rate(len(frames), time.perf_counter() - start)}))
+
+
+def gpu(args) -> None:
+    """The GPU check's video phase: codecs at 1080p, then jobs end to end with stand-in weights:
+    a segmentation model at 1080p, BMV2 at HD and 4K. frames/s of the job and of the network alone
+    (frames over the summed `model` stage)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        clips = {}
+        for height in (1080, 2160):
+            clips[height] = folder / f"{height}.mp4"
+            write_scene(clips[height], height, int(args.seconds * RATE), True)
+        gpu_codecs(clips[1080], folder)
+        worker = worker_for(folder, oracle=[args.model, "bmv2-mobilenetv2"])
+        plate = Image.fromarray(next(scene_frames(1080, 1, False))[0])
+        jobs = [(f"{args.model} 1080p", clips[1080], {"model": args.model, "video_format": "mp4",
+                                                      "bg_color": "#00ff00"}),
+                ("bmv2 HD", clips[1080], {"task": "matte", "video_format": "mp4", "bg_color": "#00ff00"}),
+                ("bmv2 4K", clips[2160], {"task": "matte", "video_format": "mp4", "bg_color": "#00ff00"})]
+        for name, clip, job in jobs:
+            bucket = folder / "bucket"
+            (bucket / "bgr").mkdir(parents=True, exist_ok=True)
+            height = 2160 if "4K" in name else 1080
+            plate.resize((round(height * 16 / 9 / 2) * 2, height)).save(bucket / "bgr" / "clip", format="PNG")
+            run_job(worker, folder, clip, {"id": "clip", **job})  # warm-up: loads, compiles kernels
+            answer, wall = run_job(worker, folder, clip, {"id": "clip", **job})
+            assert "error" not in answer, answer
+            print(json.dumps({"job": name, "frames": answer["frames"], "fps_end_to_end": _rate(answer["frames"], wall),
+                              "fps_network": _rate(answer["frames"], answer["timings_ms"]["model"] / 1000),
+                              "timings_ms": answer["timings_ms"]}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -217,8 +292,11 @@ def main() -> None:
     flick.add_argument("--models", nargs="+", default=["u2netp", "isnet-general-use"])
     flick.add_argument("--frames", type=int, default=16)
     flick.add_argument("--height", type=int, default=240)
+    on_gpu = commands.add_parser("gpu")
+    on_gpu.add_argument("--model", default="ZhengPeng7/BiRefNet_lite")
+    on_gpu.add_argument("--seconds", type=float, default=1)
     args = parser.parse_args()
-    {"speed": speed, "memory": memory, "memory-child": memory_child, "flicker": flicker}[args.command](args)
+    {"speed": speed, "memory": memory, "memory-child": memory_child, "flicker": flicker, "gpu": gpu}[args.command](args)
 
 
 if __name__ == "__main__":
