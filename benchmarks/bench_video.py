@@ -15,8 +15,8 @@ its wall time (the stages overlap, so shares can add up to more than 100 %); `me
 a child process and reports its peak RSS; `flicker` writes the mask task's matte as ProRes (10-bit, so
 that the output codec adds next to nothing) and reports mean |alpha_t - alpha_t-1| / 255 per frame pair,
 with the true alpha's own change beside it, and the error against the true alpha (MAD), for the raw
-mattes and for a motion-gated exponential moving average of them (smooth(), what imaging/temporal.py
-does in the worker). `gpu` is benchmarks/gpu_check.sh's video phase (gpu_codecs(), gpu()).
+mattes and for the `smoothing` knob's motion-gated moving average of them (imaging/temporal.py).
+`gpu` is benchmarks/gpu_check.sh's video phase (gpu_codecs(), gpu()).
 """
 from __future__ import annotations
 
@@ -30,17 +30,18 @@ import sys
 import tempfile
 import time
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
+from imaging.temporal import MatteSmoother  # noqa: E402
 from imaging.video import VideoLimits, decode  # noqa: E402
 
 RATE = 25
@@ -169,19 +170,11 @@ def memory(args) -> None:
             print(f"{seconds} s at {args.height}p: {figures}")
 
 
-def smooth(mattes: list[np.ndarray], frames: list[np.ndarray], keep: float, still_below: float) -> list[np.ndarray]:
-    """A motion-gated EMA: where a pixel's luma changed by less than `still_below` (of 255) since the
-    previous frame, alpha_t = keep * smoothed_t-1 + (1 - keep) * alpha_t; elsewhere the new alpha."""
-    out, previous, previous_luma = [], None, None
-    for matte, frame in zip(mattes, frames):
-        luma = frame.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-        matte = matte.astype(np.float32)
-        if previous is not None:
-            still = np.abs(luma - previous_luma) < still_below
-            matte = np.where(still, keep * previous + (1 - keep) * matte, matte)
-        out.append(matte)
-        previous, previous_luma = matte, luma
-    return out
+def smooth(mattes: list[np.ndarray], frames: list[np.ndarray], smoothing: float) -> list[np.ndarray]:
+    """The mattes through the worker's own smoother (imaging/temporal.py), frame by frame."""
+    smoother = MatteSmoother(smoothing)
+    return [smoother(torch.from_numpy(matte), torch.from_numpy(frame).permute(2, 0, 1)).numpy()
+            for matte, frame in zip(mattes, frames)]
 
 
 def flicker_figures(mattes: list[np.ndarray], truths: list[np.ndarray]) -> dict:
@@ -208,9 +201,8 @@ def flicker(args) -> None:
                 with av.open(str(folder / "bucket" / answer["key"])) as written:
                     mattes = [f.to_ndarray(format="gray") for f in written.decode(video=0)]
                 rows = {"raw": flicker_figures(mattes, truths)}
-                for keep, still_below in ((0.5, 4), (0.7, 4), (0.7, 8)):
-                    smoothed = [m.round().astype(np.uint8) for m in smooth(mattes, frames, keep, still_below)]
-                    rows[f"ema keep={keep} still<{still_below}"] = flicker_figures(smoothed, truths)
+                for smoothing in (0.5, 0.7, 0.9):
+                    rows[f"smoothing {smoothing}"] = flicker_figures(smooth(mattes, frames, smoothing), truths)
                 scene = "moving" if moving else "static"
                 for name, figures in rows.items():
                     print(json.dumps({"scene": scene, "model": model, "variant": name, **figures,
