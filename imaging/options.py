@@ -138,7 +138,8 @@ class OutputOptions:
                       MATTE_TASKS, choices=tuple(SIZE_PIXELS))
     video_format: str = _knob("webm", "video inputs: webm (VP9 with alpha), mov (ProRes 4444 with alpha, for "
                               "editors), mp4 (H.264, no transparency: a cut-out needs an opaque bg_color); the mask "
-                              "task writes its matte as a grey video in any of them", MATTE_TASKS, choices=VIDEO_FORMATS)
+                              "task writes its matte as a grey video in any of them", MATTE_TASKS,
+                              choices=VIDEO_FORMATS)
     smoothing: float = _knob(0.0, "video inputs: temporal smoothing of the matte, 0 (off) to 0.9: where a pixel's "
                              "luma changed by less than 4/255 since the previous frame, alpha = smoothing * previous + "
                              "(1 - smoothing) * new; moving pixels keep their new alpha, so edges do not trail "
