@@ -48,25 +48,32 @@ RATE = 25
 STAGES = ("get", "probe", "decode", "model", "postprocess", "encode", "put")
 
 
-def scene_frames(height: int, frames: int, moving: bool, seed: int = 0):
-    """(RGB frame, true alpha) pairs of the scene (module docstring); the tests' synthetic moving disc
-    where ../shared is not there (the GPU machine)."""
-    width = round(height * 16 / 9 / 2) * 2
-    if not (SHARED / "data" / "hires" / "GT04.jpg").exists():
-        from tests.clips import scene
-
-        for index in range(frames):
-            rgb, subject = scene(width, height, index if moving else 0, frames)
-            yield rgb, subject.astype(np.float32)
-        return
-    photo = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
-    truth = Image.open(SHARED / "data" / "hires" / "GT04_alpha.png").convert("L")
+def _subject_and_plate(width: int, height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(subject colour, its true alpha in [0,1], background plate) as float32: GT04 and the bgm plate
+    from ../shared, or, where ../shared is not there (the GPU machine), a striped disc over a gradient."""
     subject_h = int(height * 0.8)
-    subject_w = round(photo.width * subject_h / photo.height)
-    colour = np.asarray(photo.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32)
-    alpha = np.asarray(truth.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32) / 255
-    plate = np.asarray(Image.open(SHARED / "data" / "bgm" / "0001_back.png").convert("RGB")
-                       .resize((width, height), Image.BILINEAR), dtype=np.float32)
+    if (SHARED / "data" / "hires" / "GT04.jpg").exists():
+        photo = Image.open(SHARED / "data" / "hires" / "GT04.jpg").convert("RGB")
+        truth = Image.open(SHARED / "data" / "hires" / "GT04_alpha.png").convert("L")
+        subject_w = round(photo.width * subject_h / photo.height)
+        colour = np.asarray(photo.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32)
+        alpha = np.asarray(truth.resize((subject_w, subject_h), Image.BILINEAR), dtype=np.float32) / 255
+        plate = np.asarray(Image.open(SHARED / "data" / "bgm" / "0001_back.png").convert("RGB")
+                           .resize((width, height), Image.BILINEAR), dtype=np.float32)
+        return colour, alpha, plate
+    ys, xs = np.mgrid[:subject_h, :subject_h].astype(np.float32)
+    alpha = np.clip(subject_h / 2 - np.hypot(xs - subject_h / 2, ys - subject_h / 2), 0, 1)
+    colour = np.stack([200 + 40 * np.sin(xs / 7), 60 + 0 * xs, 40 + 30 * np.cos(ys / 5)], axis=-1)
+    gy, gx = np.mgrid[:height, :width].astype(np.float32)
+    plate = np.stack([gx / width * 255, gy / height * 255, 128 + 0 * gx], axis=-1)
+    return colour, alpha, plate
+
+
+def scene_frames(height: int, frames: int, moving: bool, seed: int = 0):
+    """(RGB frame, true alpha) pairs of the scene (module docstring)."""
+    width = round(height * 16 / 9 / 2) * 2
+    colour, alpha, plate = _subject_and_plate(width, height)
+    subject_h, subject_w = alpha.shape
     rng = np.random.default_rng(seed)
     top = height - subject_h
     for index in range(frames):
@@ -102,20 +109,18 @@ def write_scene(path: Path, height: int, frames: int, moving: bool) -> list[np.n
 def worker_for(folder: Path, oracle: list[str] | None = None, **settings):
     """A worker on a local bucket in `folder`: the real weights of ../shared, or with `oracle` the
     parity oracle's stand-ins of those models (for speed only)."""
-    from tests.conftest import DEVICE, link_real_weights
     from worker.config import load
     from worker.jobs import Worker
 
+    weights = SHARED / "weights"
     if oracle:
         import parity
 
         weights = folder / "weights"
         weights.mkdir(parents=True, exist_ok=True)
         parity.install_oracle_weights(oracle, weights)
-    else:
-        weights = link_real_weights(folder / "weights")
     base = replace(load(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights)
-    return Worker(replace(base, **({"device": DEVICE} if not oracle else {}), **settings))
+    return Worker(replace(base, **settings))
 
 
 def run_job(worker, folder: Path, clip: Path, job: dict) -> tuple[dict, float]:
