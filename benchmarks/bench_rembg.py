@@ -199,8 +199,12 @@ def report(results: dict, sides: list[str]) -> None:
             share = medians.get("encode", 0) / total if total else 0
             print(f"{side} {photo} {condition}: " + ", ".join(f"{k} {v:.0f}" for k, v in medians.items())
                   + f"; encode {share:.0%} of the job")
-    sizes = {side: statistics.median(r["bytes"] for rs in results.values() for r in rs[side]) for side in sides}
-    print("\nPNG bytes (median over all photos): " + ", ".join(f"{s} {b / 1e6:.1f} MB" for s, b in sizes.items()))
+    print("\nPNG bytes per photo (the same in every round and condition)")
+    for photo in dict.fromkeys(photo for photo, _ in results):
+        by_side = next(by for (p, _), by in results.items() if p == photo)
+        sizes = {side: by_side[side][0]["bytes"] for side in sides}
+        print(f"{photo}: " + ", ".join(f"{s} {b / 1e6:.2f} MB" for s, b in sizes.items()) + "; "
+              + ", ".join(f"{s} / rembg {b / sizes['rembg']:.3f}" for s, b in sizes.items() if s != "rembg"))
 
 
 def run(args: argparse.Namespace) -> None:
