@@ -108,9 +108,6 @@ class VideoInfo:
     frames: int  # from the header, or estimated from duration and rate
     audio: str | None  # the audio codec, None when silent
 
-    def as_dict(self) -> dict:
-        return {"frames": self.frames, "fps": round(float(self.rate), 3), "duration": round(self.duration_s, 3)}
-
 
 @dataclass
 class VideoFrame:
@@ -324,7 +321,6 @@ class VideoWriter:
         self.output = av.open(str(path), "w", format=fmt)
         self.stream = None
         self.audio = _AudioPass(audio_from, self.output, fmt) if audio_from is not None else None
-        self.frames = 0
 
     def _start(self, pixels: np.ndarray) -> None:
         codec, pixel_format, options = VIDEO_CODECS[self.fmt]
@@ -349,7 +345,6 @@ class VideoWriter:
         if self.audio is not None:
             self.audio.until(float(pts * self.time_base))
         self.output.mux(self.stream.encode(frame))
-        self.frames += 1
 
     def close(self) -> None:
         """Flush the encoder and the audio, and finish the file."""

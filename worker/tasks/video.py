@@ -56,7 +56,7 @@ def check_knobs(run: JobRun) -> None:
     if options.output.crop:
         raise CallerValueError("crop", "a video is not cropped (one box over every frame would need a second "
                                        "pass over the clip); crop the clip first, or leave crop unset")
-    if getattr(options, "restore_faces", False):
+    if options.restore_faces:
         raise CallerValueError("restore_faces", "not offered for video inputs")
 
 
