@@ -18,9 +18,7 @@ RUN pip install -r requirements.txt
 
 COPY models/ models/
 COPY imaging/ imaging/
-COPY carvekit/ carvekit/
-COPY restoration/ restoration/
-COPY matting/ matting/
+COPY pipeline/ pipeline/
 COPY worker/ worker/
 COPY builder/ builder/
 COPY handler.py .

@@ -48,7 +48,7 @@ def gpu_fitness() -> None:
 
 def start() -> None:
     try:
-        settings = config.load()
+        settings = config.read_settings()
         RunPodLogger().set_level(settings.log_level)
         _worker_ready = worker()
     except config.ConfigError as exc:

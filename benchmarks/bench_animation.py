@@ -4,7 +4,7 @@
 
 The GIF: 20 frames of 100 ms, 320x240 crops panning across ../shared/data/hires/GT04.jpg (scaled to
 960x676), quantised by Pillow. Real u2netp weights (../shared/weights/u2netp.pth) through
-registry.load. Stages: decode every frame, the network on batches of frames (imaging.segment),
+registry.load. Stages: decode every frame, the network on batches of frames (pipeline.segmentation.segment),
 alpha at full size + confidence + the RGBA frames (imaging.output), and the animated file
 (imaging.encode). One warm-up pass, then the median of --runs passes per batch size.
 """
@@ -29,10 +29,10 @@ from imaging.animation import decode_animation  # noqa: E402
 from imaging.confidence import matte_confidence  # noqa: E402
 from imaging.encode import encode_frames  # noqa: E402
 from imaging.options import OutputOptions  # noqa: E402
-from imaging.output import output_frames  # noqa: E402
-from imaging.postprocess import full_size_alpha, keep_own_alpha  # noqa: E402
-from imaging.segment import predict_mattes  # noqa: E402
+from imaging.output import output_frames, to_host  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.segmentation.postprocess import full_size_alpha, keep_own_alpha  # noqa: E402
+from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 
 FRAMES, DURATION_MS, CROP = 20, 100, (320, 240)
 
@@ -60,7 +60,7 @@ def cut_out(data: bytes, model, spec, batch: int, options: OutputOptions) -> dic
     matte_confidence(torch.stack(alphas))
     device = alphas[0].device
     colours = [torch.from_numpy(f.rgb).to(device).permute(2, 0, 1) for f in animation.frames]
-    frames = output_frames(colours, alphas, options)
+    frames = [to_host(frame) for frame in output_frames(colours, alphas, options)]
     times["post-process"] = time.perf_counter()
     encode_frames(frames, animation.durations, animation.loop, options)
     times["encode"] = time.perf_counter()

@@ -25,14 +25,14 @@ SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
 import parity
-from carvekit.chain import MATTER, REFINER  # noqa: E402
-from carvekit.fba_matting import fba_alpha  # noqa: E402
-from carvekit.refine import refine  # noqa: E402
-from carvekit.trimap import make_trimap  # noqa: E402
 from imaging.decode import decode  # noqa: E402
-from imaging.postprocess import foreground_colour, full_size_alpha  # noqa: E402
-from imaging.segment import predict_mattes  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.carvekit.cascadepsp import refine  # noqa: E402
+from pipeline.carvekit.chain import MATTER, REFINER  # noqa: E402
+from pipeline.carvekit.fba_matting import fba_alpha  # noqa: E402
+from pipeline.carvekit.trimap import make_trimap  # noqa: E402
+from pipeline.segmentation.postprocess import foreground_colour, full_size_alpha  # noqa: E402
+from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 
 WEIGHTS = ["tracer_b7", REFINER, MATTER]
 

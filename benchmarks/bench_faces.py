@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
-from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine  # noqa: E402
-from restoration.detection import detect_faces  # noqa: E402
-from restoration.paste import background, parse_mask, paste_faces, upscaled_size  # noqa: E402
+from pipeline.restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine  # noqa: E402
+from pipeline.restoration.detection import detect_faces  # noqa: E402
+from pipeline.restoration.paste import background, parse_mask, paste_faces, upscaled_size  # noqa: E402
 
 TEMPLATE = face_template()
 

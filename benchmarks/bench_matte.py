@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import parity  # noqa: E402
-from matting.background import PRESETS, MatteParams, image_tensor, refine_params  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.matting.background import PRESETS, MatteParams, image_tensor, refine_params  # noqa: E402
 
 SAMPLE = REPO / ".." / "shared" / "data" / "bgm"
 SIZES = {"hd": (1080, 1920), "4k": (2160, 3840)}

@@ -30,9 +30,10 @@ sys.path.insert(0, str(REPO))
 
 from imaging.decode import decode  # noqa: E402
 from imaging.encode import encode_png  # noqa: E402
-from imaging.postprocess import cutout, full_size_alpha  # noqa: E402
-from imaging.preprocess import network_batch  # noqa: E402
+from imaging.output import cutout, to_host  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
+from pipeline.segmentation.preprocess import network_batch  # noqa: E402
 from worker.storage import S3Storage  # noqa: E402
 
 REMBG_SCRIPT = """
@@ -82,7 +83,7 @@ def stage_times(store: S3Storage, key: str, model, spec) -> dict[str, float]:
 
     def post():
         alpha = full_size_alpha(matte, image)
-        return cutout(torch.from_numpy(image.rgb).permute(2, 0, 1), alpha, None)
+        return to_host(cutout(torch.from_numpy(image.rgb).permute(2, 0, 1), alpha, None))
 
     row["post-process"], pixels = timed(post)
     row["encode"], png = timed(lambda: encode_png(pixels))

@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_png.py [--runs 3] [--photos GT04 GT01] [--megapixels 12]
 
 Each photo is resized (bicubic) to --megapixels, cut out as the worker does it (real u2netp weights
-from ../shared/weights, the matte resized to full size, imaging/postprocess.cutout) and its colour
+from ../shared/weights, the matte resized to full size, imaging/output.cutout) and its colour
 under fully transparent pixels zeroed (imaging/encode.zero_invisible, as the worker and rembg do).
 "GT04" is ../shared/data/hires/GT04.jpg; "GT04-true-alpha" the same photo with its true alpha (the
 earlier section's cut-out); any other name is a photo of ../shared/data/alphamatting/image/.
@@ -33,10 +33,11 @@ sys.path.insert(0, str(REPO))
 from benchmarks.timing import cpu_and_wall  # noqa: E402
 from imaging.decode import DecodedImage  # noqa: E402
 from imaging.encode import Z_RLE, zero_invisible  # noqa: E402
+from imaging.output import cutout, to_host  # noqa: E402
 from imaging.png import write_png  # noqa: E402
-from imaging.postprocess import cutout, full_size_alpha  # noqa: E402
-from imaging.segment import predict_mattes  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
+from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 
 BASE = "Pillow level 6 (rembg)"
 
@@ -60,7 +61,7 @@ def zeroed_cutout(name: str, megapixels: float, model, spec) -> np.ndarray:
     if alpha is None:
         matte = predict_mattes(model, spec, [rgb], 1)[0]
         alpha = full_size_alpha(matte, DecodedImage(rgb, None, "jpeg")).numpy()
-    return zero_invisible(cutout(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha), None))
+    return zero_invisible(to_host(cutout(torch.from_numpy(rgb).permute(2, 0, 1), torch.from_numpy(alpha), None)))
 
 
 def pillow(pixels: np.ndarray, **kwargs) -> bytes:

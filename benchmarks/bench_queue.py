@@ -165,7 +165,7 @@ def main() -> None:
             import parity
 
             parity.install_oracle_weights([args.model], weights)
-        settings = replace(config.load(), bucket="bench", device=args.device, weights_dir=weights,
+        settings = replace(config.read_settings(), bucket="bench", device=args.device, weights_dir=weights,
                            max_concurrency=args.concurrency, precision=args.precision,
                            **({"batch_size": args.batch_size} if args.batch_size else {}),
                            **({"png_writer": args.png_writer} if args.png_writer else {}))

@@ -83,7 +83,7 @@ def serve_ours(photos: list[str]) -> None:
 
     env = {**os.environ, "DEVICE": "cpu", "WEIGHTS_DIR": str(SHARED / "weights")}
     bucket = MemoryBucket()
-    worker = Worker(config.load(env), storage=bucket)
+    worker = Worker(config.read_settings(env), storage=bucket)
 
     loop = asyncio.new_event_loop()  # one loop for every job, as runpod's serverless loop
 

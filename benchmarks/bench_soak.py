@@ -63,7 +63,7 @@ def main() -> None:
     photo.save(out, format="JPEG")
     (bucket / "ogs" / "photo").write_bytes(out.getvalue())
     (bucket / "ogs" / "bad").write_bytes(b"not an image")
-    worker = Worker(replace(config.load(), bucket=None, local_bucket_dir=str(bucket), device=args.device,
+    worker = Worker(replace(config.read_settings(), bucket=None, local_bucket_dir=str(bucket), device=args.device,
                             weights_dir=SHARED / "weights"))
     start = time.perf_counter()
     after_warm_up, failures = asyncio.run(serve(worker, args.jobs, args.model))

@@ -59,7 +59,7 @@ def run_ours(weights: Path, image: np.ndarray, tile: int) -> tuple[float, np.nda
     import tempfile
 
     from models import registry
-    from restoration.upscale import UpscaleParams, upscale
+    from pipeline.restoration.upscale import UpscaleParams, upscale
 
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / registry.get_spec("realesrgan-x4plus").weights.filename).symlink_to(weights.resolve())

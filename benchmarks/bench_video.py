@@ -109,7 +109,7 @@ def write_scene(path: Path, height: int, frames: int, moving: bool) -> list[np.n
 def worker_for(folder: Path, oracle: list[str] | None = None, **settings):
     """A worker on a local bucket in `folder`: the real weights of ../shared, or with `oracle` the
     parity oracle's stand-ins of those models (for speed only)."""
-    from worker.config import load
+    from worker.config import read_settings
     from worker.jobs import Worker
 
     weights = SHARED / "weights"
@@ -119,7 +119,7 @@ def worker_for(folder: Path, oracle: list[str] | None = None, **settings):
         weights = folder / "weights"
         weights.mkdir(parents=True, exist_ok=True)
         parity.install_oracle_weights(oracle, weights)
-    base = replace(load(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights)
+    base = replace(read_settings(), local_bucket_dir=str(folder / "bucket"), weights_dir=weights)
     return Worker(replace(base, **settings))
 
 

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO / ".." / "shared"
 sys.path.insert(0, str(REPO))
 
-from imaging.postprocess import foreground_colour  # noqa: E402
+from pipeline.segmentation.postprocess import foreground_colour  # noqa: E402
 
 METHODS = ("none", "carvekit", "blur_fusion")
 

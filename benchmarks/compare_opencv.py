@@ -99,7 +99,7 @@ def compare_procedure(original: Path) -> None:
     from realesrgan.utils import RealESRGANer
 
     from models.rrdbnet import RRDBNet
-    from restoration.upscale import UpscaleParams, upscale
+    from pipeline.restoration.upscale import UpscaleParams, upscale
 
     worst: dict[tuple, list[int]] = {}
     with tempfile.TemporaryDirectory() as folder:

@@ -22,9 +22,9 @@ sys.path.insert(0, str(REPO))
 from evaluation.metrics import iou, mad, unit_alpha  # noqa: E402
 from imaging.confidence import matte_confidence  # noqa: E402
 from imaging.decode import decode  # noqa: E402
-from imaging.postprocess import full_size_alpha  # noqa: E402
-from imaging.segment import predict_mattes  # noqa: E402
 from models import registry  # noqa: E402
+from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
+from pipeline.segmentation.segment import predict_mattes  # noqa: E402
 
 
 def ranks(values: list[float]) -> np.ndarray:

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from carvekit.fba_matting import MASK_SIZE, fba_alpha
 from models import registry
+from pipeline.carvekit.fba_matting import MASK_SIZE, fba_alpha
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "alphamatting"
 

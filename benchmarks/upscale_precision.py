@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from imaging.tensors import DTYPES  # noqa: E402
 from models import registry  # noqa: E402
-from restoration.upscale import UpscaleParams, upscale  # noqa: E402
+from pipeline.restoration.upscale import UpscaleParams, upscale  # noqa: E402
 
 SHARED = REPO / ".." / "shared"
 REAL = {"RealESRGAN_x4plus": ("realesrgan-x4plus", "RealESRGAN_x4plus-fp16.pth"),

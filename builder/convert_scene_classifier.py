@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="carvekit's scene_classifier.pth")
     parser.add_argument("out_dir", type=Path, nargs="?", help="output folder (default: WEIGHTS_DIR)")
     args = parser.parse_args(argv)
-    for path in convert(args.source, args.out_dir or config.load().weights_dir):
+    for path in convert(args.source, args.out_dir or config.read_settings().weights_dir):
         print(path)
     return 0
 

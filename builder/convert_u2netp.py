@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("source", type=Path, help="rembg's u2netp.onnx")
     parser.add_argument("out_dir", type=Path, nargs="?", help="output folder (default: WEIGHTS_DIR)")
     args = parser.parse_args(argv)
-    print(convert(args.source, args.out_dir or config.load().weights_dir))
+    print(convert(args.source, args.out_dir or config.read_settings().weights_dir))
     return 0
 
 

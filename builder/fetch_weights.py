@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in registry.names()]
     if unknown or not names:
         parser.error(f"choose models from: {', '.join(registry.names())}" + (f" (unknown: {unknown})" if unknown else ""))
-    directory = args.dir or config.load().weights_dir
+    directory = args.dir or config.read_settings().weights_dir
     if args.plan:
         return plan(names, directory)
     for name in names:

@@ -1,4 +1,4 @@
-"""The README's reference tables, made from the code: the job's knobs per task (worker/schema.py),
+"""The README's reference tables, made from the code: the job's knobs per task (pipeline/'s descriptors, through worker/schema.py),
 the settings (worker/config.py) and the registered models (models/). Nothing there is typed twice.
 
     python -m builder.readme_tables          # rewrite the generated blocks of README.md
@@ -12,11 +12,12 @@ import re
 import sys
 from pathlib import Path
 
+from imaging.knobs import Knob
 from models import registry
 from models.spec import ReleaseAsset, WeightsSource
+from pipeline import TASKS
 from worker import config
-from imaging.knobs import Knob
-from worker.schema import KNOBS, TASK_KEYS, TASKS
+from worker.schema import KNOBS, TASK_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
 COMMON = ("model", "task", "precision")

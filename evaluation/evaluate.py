@@ -114,8 +114,8 @@ def read_grey(path: Path) -> np.ndarray:
 # -- the methods ----------------------------------------------------------------------------------
 def segmentation_alpha(model: torch.nn.Module, spec, seg_mask_size: int | None = None) -> AlphaFn:
     """A job's `mask` alpha from a segmentation network: predict_mattes, then full_size_alpha."""
-    from imaging.postprocess import full_size_alpha
-    from imaging.segment import predict_mattes
+    from pipeline.segmentation.postprocess import full_size_alpha
+    from pipeline.segmentation.segment import predict_mattes
 
     def alpha_of(image: DecodedImage) -> torch.Tensor:
         matte = predict_mattes(model, spec, [image.rgb], 1, seg_mask_size)[0]

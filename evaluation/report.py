@@ -40,7 +40,7 @@ def worker_models(device: str | None, weights_dir: Path | None, max_resident_mod
     from worker import config
     from worker.cache import ModelCache
 
-    settings = config.load()
+    settings = config.read_settings()
     if device:
         settings = dataclasses.replace(settings, device=device)
     if weights_dir:

@@ -48,8 +48,8 @@ from evaluation.report import (
 )
 from imaging.filters import gaussian_blur
 from imaging.resample import matlab_resize, to_uint8_matlab
-from restoration.restore import RestoreParams, restore
-from restoration.upscale import UpscaleParams, upscale
+from pipeline.restoration.restore import RestoreParams, restore
+from pipeline.restoration.upscale import UpscaleParams, upscale
 from worker.device import synchronize
 
 TASKS = ("upscale", "restore")
@@ -339,11 +339,11 @@ def _setup(args: argparse.Namespace, models) -> Setup:
     ValueError for a model of the wrong role or a degradation the task cannot take."""
     from models import registry
     from worker.cache import resolve_dtype
-    from worker.schema import TASK_MODELS
-    from worker.tasks.restore import DETECTOR, PARSER
+    from pipeline import TASKS
+    from pipeline.restore import DETECTOR, PARSER
 
-    name = args.model or TASK_MODELS[args.task]
-    role = "upscaler" if args.task == "upscale" else "face_restorer"
+    name = args.model or TASKS[args.task].default_model
+    role = TASKS[args.task].role
     if name not in registry.names(role):
         raise ValueError(f"{name!r} is not a registered {role.replace('_', ' ')}; one of: {', '.join(registry.names(role))}")
     spec = registry.get_spec(name)

@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from imaging.errors import CallerValueError
 
 QUOTE_CHARS = 60  # an error quotes at most this much of a caller's value
+MAX_ID_BYTES = 512  # a plain key (check_plain_key) is at most this long
 JSON_NAMES = {bool: "boolean", int: "integer", float: "number", str: "string"}
 
 
@@ -118,3 +120,19 @@ class Knob:
 
     def _range(self) -> str:
         return f"{self.bounds[0]:g}..{self.bounds[1]:g}" if self.bounds else ""
+
+
+def check_plain_key(value: str) -> None:
+    """An id is a plain key below its prefix (ogs/, bgr/): nothing that could escape it."""
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_ID_BYTES:
+        raise ValueError(f"longer than {MAX_ID_BYTES} bytes")
+    if value.startswith("/"):
+        raise ValueError("must not start with '/'")
+    if "\\" in value:
+        raise ValueError("must not contain a backslash")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
+        raise ValueError("must not contain control characters")
+    if any(segment in ("..", ".", "") for segment in value.split("/")):
+        raise ValueError("must not contain '..', '.' or empty path segments")

@@ -1,6 +1,6 @@
 """Post-processing of uint8 alpha mattes on their device: threshold, grow/shrink, feather, crop, resize.
 
-Mattes are uint8 tensors [..., H, W] (one matte, or the frames of an animation). `refine_matte` applies
+Mattes are uint8 tensors [..., H, W] (one matte, or the frames of an animation). `apply_matte_knobs` applies
 the matte knobs in one documented order:
 
 1. threshold: alpha >= t becomes 255, the rest 0 (cleans a soft network answer into a hard one);
@@ -76,7 +76,7 @@ def feather_matte(alpha: torch.Tensor, sigma: float) -> torch.Tensor:
     return blurred.round_().clamp_(0, 255).to(torch.uint8).reshape(shape)
 
 
-def refine_matte(alpha: torch.Tensor, options: OutputOptions) -> torch.Tensor:
+def apply_matte_knobs(alpha: torch.Tensor, options: OutputOptions) -> torch.Tensor:
     """threshold, then grow/shrink, then feather (the order in this module's docstring)."""
     if options.threshold is not None:
         alpha = threshold_matte(alpha, options.threshold)

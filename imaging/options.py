@@ -14,15 +14,17 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
 
 from imaging.knobs import Knob
-from imaging.postprocess import parse_color
 from imaging.video import VIDEO_FORMATS
 
-CUTOUT_TASKS = ("remove_background", "matte")
-MATTE_TASKS = CUTOUT_TASKS + ("mask",)
-EVERY_TASK = MATTE_TASKS + ("restore", "upscale")
+# What a task writes, which decides the output knobs it takes (a task's descriptor, pipeline/, names its
+# kind): a cut-out (colour and alpha), an alpha matte alone (grey), or a whole image (restored, enlarged).
+OutputKind = Literal["cutout", "alpha", "image"]
+_CUTOUT: tuple[OutputKind, ...] = ("cutout",)
+_MATTE: tuple[OutputKind, ...] = ("cutout", "alpha")  # anything with a matte: its knobs
+_EVERY: tuple[OutputKind, ...] = ("cutout", "alpha", "image")
 
 JPEG_QUALITY = 90  # `quality` left unset on a jpg
 MAX_MARGIN_PX = 500
@@ -91,15 +93,22 @@ def parse_margin(text: str) -> Margin:
     return Margin(*values)
 
 
+def parse_color(value: str) -> tuple[int, int, int, int]:
+    """#RRGGBB or #RRGGBBAA to an RGBA tuple."""
+    digits = value.lstrip("#")
+    rgba = [int(digits[i:i + 2], 16) for i in range(0, len(digits), 2)]
+    return (*rgba, 255)[:4] if len(rgba) == 3 else tuple(rgba)
+
+
 def check_feather(sigma: float) -> None:
     if 0 < sigma < MIN_FEATHER:
         raise ValueError(f"{sigma!r} is too small to blur anything; use 0 (off) or {MIN_FEATHER:g}..50")
 
 
-def _knob(default: Any, doc: str, tasks: tuple[str, ...], kind: type | None = None, **allowed: Any):
+def _knob(default: Any, doc: str, kinds: tuple[OutputKind, ...], kind: type | None = None, **allowed: Any):
     """A dataclass field whose metadata holds its Knob (named after the field in `OUTPUT_KNOBS`) and
-    the tasks that take it. `kind` is the knob's type where the default (None) does not tell it."""
-    return field(default=default, metadata={"tasks": tasks, "knob": dict(
+    the output kinds that take it. `kind` is the knob's type where the default (None) does not tell it."""
+    return field(default=default, metadata={"kinds": kinds, "knob": dict(
         type=kind or type(default), default=default, doc=doc, **allowed)})
 
 
@@ -109,43 +118,43 @@ class OutputOptions:
                         "set), jpg (no transparency: a cut-out needs an opaque bg_color, or channels=alpha; upscale "
                         "and restore drop the image's alpha), gif (256 colours, 1-bit alpha: alpha >= 128 is "
                         "opaque). Animated inputs: png = APNG, webp, gif",
-                        EVERY_TASK, choices=("png", "webp", "jpg", "gif"))
+                        _EVERY, choices=("png", "webp", "jpg", "gif"))
     channels: str = _knob("rgba", "rgba: the cut-out; alpha: the alpha matte alone as a grey image",
-                          CUTOUT_TASKS, choices=("rgba", "alpha"))
+                          _CUTOUT, choices=("rgba", "alpha"))
     quality: int | None = _knob(None, f"lossy quality 1..100 for webp and jpg; unset: lossless webp, jpg "
-                                f"{JPEG_QUALITY}", EVERY_TASK, int, bounds=(1, 100), nullable=True)
+                                f"{JPEG_QUALITY}", _EVERY, int, bounds=(1, 100), nullable=True)
     keep_invisible_rgb: bool = _knob(False, "keep the photo's colour under fully transparent pixels (png, still "
                                      "webp); by default it is zeroed, which makes files smaller and faster",
-                                     CUTOUT_TASKS)
+                                     _CUTOUT)
     threshold: int | None = _knob(None, "hard threshold of the matte: alpha >= threshold becomes opaque, the rest "
-                                  "transparent (applied first)", MATTE_TASKS, int, bounds=(1, 255), nullable=True)
+                                  "transparent (applied first)", _MATTE, int, bounds=(1, 255), nullable=True)
     grow: int = _knob(0, "grow (> 0) or shrink (< 0) the matte by this many pixels, a disc-shaped dilation or "
-                      "erosion (applied after threshold)", MATTE_TASKS, bounds=(-100, 100))
+                      "erosion (applied after threshold)", _MATTE, bounds=(-100, 100))
     feather: float = _knob(0.0, f"soften the matte's edge: Gaussian blur of this sigma in pixels, 0 (off) or "
-                           f"{MIN_FEATHER:g}..50 (applied last)", MATTE_TASKS, bounds=(0, 50), parse=check_feather)
+                           f"{MIN_FEATHER:g}..50 (applied last)", _MATTE, bounds=(0, 50), parse=check_feather)
     crop: bool = _knob(False, "crop to the subject's bounding box (alpha > crop_threshold); an empty matte is "
-                       "not cropped", MATTE_TASKS)
+                       "not cropped", _MATTE)
     crop_margin: str = _knob("0", f"margin around the cropped subject: 1, 2 (top/bottom, left/right) "
                              f"or 4 values (top, right, bottom, left) separated by spaces, each Npx or N% of the "
                              f"subject's size, at most {MAX_MARGIN_PX}px or {MAX_MARGIN_PERCENT:g}% a side; beyond "
-                             f"the image it is transparent (or bg_color)", MATTE_TASKS, max_length=100,
+                             f"the image it is transparent (or bg_color)", _MATTE, max_length=100,
                              parse=parse_margin, needs="crop")
     crop_threshold: int = _knob(CROP_THRESHOLD, f"alpha above this counts as subject for crop; "
                                 f"{CROP_THRESHOLD} leaves out the faint alpha (up to about 30) that u2netp "
-                                f"spreads around a photo's subject", MATTE_TASKS, bounds=(0, 254), needs="crop")
+                                f"spreads around a photo's subject", _MATTE, bounds=(0, 254), needs="crop")
     size: str = _knob("full", "largest output: full (the image's own size), preview (0.25 MP), medium (1.5 MP), "
                       "hd (4 MP); scaled down keeping the aspect ratio, antialiased; never enlarged",
-                      MATTE_TASKS, choices=tuple(SIZE_PIXELS))
+                      _MATTE, choices=tuple(SIZE_PIXELS))
     video_format: str = _knob("webm", "video inputs: webm (VP9 with alpha), mov (ProRes 4444 with alpha, for "
                               "editors), mp4 (H.264, no transparency: a cut-out needs an opaque bg_color); the mask "
-                              "task writes its matte as a grey video in any of them", MATTE_TASKS,
+                              "task writes its matte as a grey video in any of them", _MATTE,
                               choices=VIDEO_FORMATS)
     smoothing: float = _knob(0.0, "video inputs: temporal smoothing of the matte, 0 (off) to 0.9: where a pixel's "
                              "luma changed by less than 4/255 since the previous frame, alpha = smoothing * previous + "
                              "(1 - smoothing) * new; moving pixels keep their new alpha, so edges do not trail "
-                             "(applied before threshold, grow and feather)", MATTE_TASKS, bounds=(0, 0.9))
+                             "(applied before threshold, grow and feather)", _MATTE, bounds=(0, 0.9))
     frames: str = _knob("all", "animated inputs (GIF, WebP, APNG): all = every frame, written as an animation "
-                        "in png (APNG), webp or gif; first = the first frame only, as a still", MATTE_TASKS,
+                        "in png (APNG), webp or gif; first = the first frame only, as a still", _MATTE,
                         choices=("all", "first"))
 
     def __post_init__(self) -> None:
@@ -163,22 +172,22 @@ class OutputOptions:
     def max_pixels(self) -> int | None:
         return SIZE_PIXELS[self.size]
 
-    def check_background(self, task: str, bg_color: str | None) -> None:
+    def check_background(self, kind: OutputKind, bg_color: str | None) -> None:
         """A jpg has no transparency: a cut-out (remove_background, matte) to jpg needs an opaque bg_color
-        (or only the matte written: channels=alpha, which is what the mask task sets). upscale and restore
-        write a jpg of the image's colour, its alpha dropped."""
+        (or only the matte written: channels=alpha, which is what the mask task sets). A whole image
+        (upscale, restore) is written to jpg as its colour, its alpha dropped."""
         opaque = bg_color is not None and parse_color(bg_color)[3] == 255
-        if task in CUTOUT_TASKS and self.format == "jpg" and self.channels == "rgba" and not opaque:
+        if kind == "cutout" and self.format == "jpg" and self.channels == "rgba" and not opaque:
             raise ValueError("format: 'jpg' has no transparency; set an opaque bg_color (#RRGGBB), "
                              "or use png or webp")
-        if task in CUTOUT_TASKS and self.video_format == "mp4" and self.channels == "rgba" and not opaque:
+        if kind == "cutout" and self.video_format == "mp4" and self.channels == "rgba" and not opaque:
             raise ValueError("video_format: 'mp4' has no transparency; set an opaque bg_color (#RRGGBB), "
                              "or use webm or mov")
 
     @classmethod
-    def applies_to(cls, task: str) -> frozenset[str]:
-        """The knobs that a task takes."""
-        return frozenset(spec.name for spec in fields(cls) if task in spec.metadata["tasks"])
+    def applies_to(cls, kind: OutputKind) -> frozenset[str]:
+        """The knobs that a task writing this kind of output takes."""
+        return frozenset(spec.name for spec in fields(cls) if kind in spec.metadata["kinds"])
 
 
 OUTPUT_KNOBS: dict[str, Knob] = {spec.name: Knob(spec.name, **spec.metadata["knob"]) for spec in fields(OutputOptions)}

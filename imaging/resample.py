@@ -1,10 +1,10 @@
 """Pillow's and OpenCV's resizes, reproduced bit for bit with torch ops on the tensor's device.
 
 carvekit's recipes resize with Pillow on 8-bit images and with cv2.resize on float images; the
-wrappers (carvekit/refine.py, carvekit/fba_matting.py) run those steps on the GPU with these.
+wrappers (pipeline/carvekit/cascadepsp.py, pipeline/carvekit/fba_matting.py) run those steps on the GPU with these.
 
 Pillow 13, 8-bit images (Resample.c, Reduce.c, Image.thumbnail):
-  `pil_resize`     Image.resize(size, BICUBIC, box): fixed-point taps with 22 fractional bits, int32
+  `pil_bicubic_resize`     Image.resize(size, BICUBIC, box): fixed-point taps with 22 fractional bits, int32
                    sums, two separable passes each rounded to 8 bits (vertical first when the height
                    shrinks by more than twice as many pixels as the width, Pillow 13's rule).
   `pil_reduce`     Image.reduce(factor): block means, partial blocks at the far edges.
@@ -116,7 +116,7 @@ def _pil_resample_axis(x: torch.Tensor, dim: int, in0: float, in1: float, out_si
     return (_tap_sum(x, dim, index, taps, half) >> _PIL_PRECISION_BITS).clamp_(0, 255)
 
 
-def pil_resize(
+def pil_bicubic_resize(
     x: torch.Tensor, size: tuple[int, int], box: tuple[float, float, float, float] | None = None
 ) -> torch.Tensor:
     """Pillow's `Image.resize(size[::-1], BICUBIC, box)` of uint8 [..., H, W] -> uint8 [..., h, w], exactly.
@@ -194,8 +194,8 @@ def pil_thumbnail(x: torch.Tensor, max_size: int) -> torch.Tensor:
     fx = int(width / size[1] / _PIL_REDUCING_GAP) or 1
     fy = int(height / size[0] / _PIL_REDUCING_GAP) or 1
     if fx > 1 or fy > 1:
-        return pil_resize(pil_reduce(x, (fx, fy)), size, box=(0, 0, width / fx, height / fy))
-    return pil_resize(x, size)
+        return pil_bicubic_resize(pil_reduce(x, (fx, fy)), size, box=(0, 0, width / fx, height / fy))
+    return pil_bicubic_resize(x, size)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ The network refines a segmentation in three passes of one shared backbone + PSP 
 Only the third pass runs the whole upsampling path (up_1 -> up_2 -> up_3 -> final_11/final_21).
 
 The refinement procedure around it (global step, local crops, padding to multiples of 8, carvekit's
-pre- and post-processing) is carvekit/refine.py.
+pre- and post-processing) is pipeline/carvekit/cascadepsp.py.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ def _up(x: torch.Tensor, factor: int) -> torch.Tensor:
 
 
 class RefinementModule(nn.Module):
-    """carvekit's RefinementModule; input sides must be multiples of 8 (carvekit/refine.py pads).
+    """carvekit's RefinementModule; input sides must be multiples of 8 (pipeline/carvekit/cascadepsp.py pads).
 
     forward(x, seg, inter_s8) takes the ImageNet-normalised image [B,3,H,W], the segmentation in
     [-1,1] [B,1,H,W] and, optionally, a previous estimate in [-1,1] that replaces the first pass (it
@@ -148,7 +148,7 @@ def refined_matte(outputs: dict[str, torch.Tensor]) -> torch.Tensor:
 # carvekit runs cascadepsp.pth on the CPU and the CarveSet fine-tune on CUDA (its CPU warning says the
 # fine-tune is extremely slow there). Both are refiners, not segmenters: `preprocess` records the image
 # normalisation and carvekit's input_tensor_size (900) as the square size; the real recipe (thumbnail
-# to 2048, binarised mask in [-1,1], global + local steps) is carvekit/refine.py. Half precision is
+# to 2048, binarised mask in [-1,1], global + local steps) is pipeline/carvekit/cascadepsp.py. Half precision is
 # unmeasured and the procedure thresholds predictions at 0.5, so float32 only.
 _PREPROCESS = Preprocess(size=(900, 900), resample="bicubic", backend="pil", scale="255")
 
@@ -167,7 +167,7 @@ CHECKPOINTS = [
         role="refinement",
         licence="MIT (CascadePSP)",
         notes="carvekit CascadePSP (pretrained on MSRA-10K, DUT-OMRON, ECSSD, FSS-1000); "
-        "run it with carvekit.refine.refine",
+        "run it with pipeline.carvekit.cascadepsp.refine",
     ),
     ModelSpec(
         name="cascadepsp-carveset",
@@ -182,6 +182,6 @@ CHECKPOINTS = [
         role="refinement",
         licence="MIT (CascadePSP); fine-tune Apache-2.0 (carvekit)",
         notes="carvekit's CUDA default: CascadePSP fine-tuned on CarveSet, DUTS-HD, DIS; "
-        "run it with carvekit.refine.refine",
+        "run it with pipeline.carvekit.cascadepsp.refine",
     ),
 ]

@@ -8,7 +8,7 @@ The network takes four tensors at the same (H, W), H and W multiples of 8:
   two_chan_trimap   [B,2,H,W] ch0 = definite background, ch1 = definite foreground
   image_n           [B,3,H,W] image normalised with ImageNet mean/std in that same channel order
   trimap_transformed [B,6,H,W] Gaussians of the distance to each known region
-and returns [B,7,H,W] = (alpha, F rgb, B rgb) after FBA fusion. carvekit/fba_matting.py builds the
+and returns [B,7,H,W] = (alpha, F rgb, B rgb) after FBA fusion. pipeline/carvekit/fba_matting.py builds the
 inputs from an image and a trimap exactly as carvekit's FBAMatting wrapper does.
 """
 from __future__ import annotations
@@ -193,7 +193,7 @@ CHECKPOINTS = [
             sha512="890906ec94c1bfd2ad08707a63e4ccb0955d7f5d25e32853950c24c78"
                    "4cbad2e59be277999defc3754905d0f15aa75702cdead3cfe669ff72f08811c52971613")),
         # Closest fit only: the real input recipe (PIL BICUBIC thumbnail to fit 2048, BGR, Lanczos4
-        # stretch to multiples of 8, trimap encodings) is carvekit/fba_matting.py's fba_inputs.
+        # stretch to multiples of 8, trimap encodings) is pipeline/carvekit/fba_matting.py's fba_inputs.
         preprocess=Preprocess(size=(2048, 2048), resample="bicubic", backend="pil", scale="255"),
         to_matte=fba_matte,
         half_ok=False,

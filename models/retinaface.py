@@ -7,7 +7,7 @@ heads predict, per level and per anchor (2 per position), a box regression (4), 
 and five landmark regressions (10), flattened position-major over levels 8, 16, 32.
 
 The network only computes the raw regressions; priors, decoding, thresholds and NMS (facexlib's
-detect_faces) are restoration/detection.py. The input is facexlib's: a BGR image in 0..255 minus the
+detect_faces) are pipeline/restoration/detection.py. The input is facexlib's: a BGR image in 0..255 minus the
 per-channel mean (104, 117, 123), without scaling.
 """
 from __future__ import annotations

@@ -12,7 +12,7 @@ upsamples x4; the x2 and x1 variants first pixel-unshuffle their input by 2 and 
 pixel_unshuffle has torch's channel order c * s^2 + dy * s + dx), so conv_first sees 12 or 48
 channels. The raw output is not clamped (RealESRGANer clamps after the network).
 
-The tiling procedure around it (RealESRGANer.enhance) is restoration/upscale.py.
+The tiling procedure around it (RealESRGANer.enhance) is pipeline/restoration/upscale.py.
 """
 from __future__ import annotations
 

@@ -54,7 +54,7 @@ CHECKPOINTS = [
             file_format="safetensors",
         ),
         # The real recipe (shorter side to 256 bilinear, centre crop 224, ImageNet mean/std) is
-        # carvekit/auto_select.scene_input: a resize-and-crop does not fit Preprocess.
+        # pipeline/carvekit/auto_select.scene_input: a resize-and-crop does not fit Preprocess.
         preprocess=Preprocess(size=(224, 224), resample="bilinear", backend="pil"),
         # The top-1 class chooses the segmentation network: keep carvekit's default float32.
         half_ok=False,

@@ -1,5 +1,5 @@
 """YOLOv4 (Bochkovskiy et al. 2020) as carvekit ships it for its `auto` pipeline: the object detector
-whose COCO classes decide which segmentation network a photo gets (carvekit/auto_select.py).
+whose COCO classes decide which segmentation network a photo gets (pipeline/carvekit/auto_select.py).
 
 Module names follow Tianxiaomo/pytorch-YOLOv4 models.py, the layout of carvekit's published
 `yolov4_coco_with_classes.pth` (including the neck's misspelt key prefix `neek.`): a CSPDarknet53
@@ -8,7 +8,7 @@ backbone with Mish (down1..down5), an SPP + PAN neck with LeakyReLU(0.1), and a 
 
 In inference mode the network returns carvekit's `get_region_boxes` output: boxes [B,N,1,4] as
 x1y1x2y2 relative to the input, and confs [B,N,classes] = sigmoid(objectness) * sigmoid(class);
-the confidence threshold and per-class NMS are pipeline steps (carvekit/auto_select.py).
+the confidence threshold and per-class NMS are pipeline steps (pipeline/carvekit/auto_select.py).
 """
 from __future__ import annotations
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from carvekit.trimap import make_trimap
 from imaging.compose import carvekit_apply_mask, carvekit_extract_alpha
 from imaging.foreground import blur_fusion, estimate_foreground, estimate_foreground_u8
 from parity import close, runner, tolerance_for
+from pipeline.carvekit.trimap import make_trimap
 
 
 def bchw(x: torch.Tensor) -> torch.Tensor:

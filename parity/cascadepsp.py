@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import torch
 
-from carvekit.refine import network_inputs, process_high_res, process_single_pass, refine
 from parity import close, runner
+from pipeline.carvekit.cascadepsp import network_inputs, process_high_res, process_single_pass, refine
 
 
 @runner("cascadepsp", checkpoint="cascadepsp", same_format=("cascadepsp-carveset",))

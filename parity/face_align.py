@@ -11,7 +11,7 @@ import torch
 
 from imaging.warp import invert_affine_transform
 from parity import close, runner
-from restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
+from pipeline.restoration.alignment import crop_face, estimate_affine_partial_lmeds, face_template, paste_affine
 
 
 def _within(output: str, ours: torch.Tensor | None, expected: torch.Tensor, max_abs: float):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import torch
 
-from carvekit.fba_matting import fba_compose, fba_inputs, known_alpha
 from parity import close, oracle_module, runner
+from pipeline.carvekit.fba_matting import fba_compose, fba_inputs, known_alpha
 
 FLIP_VALUES = (76, 77)  # uint8(alpha * 255) of an alpha just above the 0.3 noise floor
 FLIP_WINDOW = 1e-3  # how close to 0.3 the pre-filter alpha must be for a flip to be float noise

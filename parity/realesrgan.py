@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from parity import close, runner
-from restoration.upscale import quantise, upscale_float
+from pipeline.restoration.upscale import quantise, upscale_float
 
 
 @runner("realesrgan-x4plus", checkpoint="realesrgan-x4plus")

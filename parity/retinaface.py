@@ -1,6 +1,6 @@
 """Parity runner for facexlib's RetinaFace ResNet-50: the network's outputs and the decoding of them.
 
-boxes_px / landms_px are decoded from OUR network outputs with restoration/detection.py's priors and
+boxes_px / landms_px are decoded from OUR network outputs with pipeline/restoration/detection.py's priors and
 decoding, so that a case checks the network and the decoding together (each has its own tolerance).
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 
 from parity import close, runner, tolerance_for
-from restoration.detection import decode_boxes, decode_landmarks, prior_boxes
+from pipeline.restoration.detection import decode_boxes, decode_landmarks, prior_boxes
 
 
 @runner("retinaface-resnet50", checkpoint="retinaface-resnet50")

@@ -30,11 +30,12 @@ from PIL import Image
 
 import parity
 from imaging.knobs import Knob
+from pipeline import TASKS
 from tests.conftest import CAR, DEVICE, link_real_weights
 from worker.config import Settings
 from worker.errors import InvalidInput
 from worker.jobs import Worker
-from worker.schema import KNOBS, TASK_KEYS, TASKS, parse_job
+from worker.schema import KNOBS, TASK_KEYS, parse_job
 
 STAND_INS = ["retinaface-resnet50", "gfpgan-v1.4", "parsenet", "bmv2-mobilenetv2", "realesrgan-x2plus"]
 # Examples per (task, knob): 6 keeps the file near 3 minutes of a 2-core CI box; PROPERTY_EXAMPLES=50

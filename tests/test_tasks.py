@@ -150,7 +150,7 @@ def test_restore_pastes_onto_the_lanczos_enlargement(api):
     that mask the enlargement's pixels exactly. The stand-in RetinaFace finds one face here, but the
     stand-in ParseNet labels none of its pixels as face (hair, background: classes facexlib's mask
     leaves out), so every pixel is the enlargement's. (Restoring and pasting a face are checked
-    against facexlib's and GFPGAN's code in tests/restoration; the resize against OpenCV's in
+    against facexlib's and GFPGAN's code in tests/pipeline/restoration; the resize against OpenCV's in
     BENCHMARKS.md, "OpenCV reproductions".)"""
     url, name, client = api
     out = completed(runsync(url, {"id": "face", "task": "restore"}))

@@ -1,7 +1,7 @@
 """The worker's settings: every environment variable is read here, once, and passed down.
 
 Each setting is a field of `Settings` with its default, its environment variable and its meaning
-written once; `load()`, the README's table and `.runpod/hub.json` (builder/hub_files.py) are made
+written once; `read_settings()`, the README's table and `.runpod/hub.json` (builder/hub_files.py) are made
 from these fields.
 """
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Settings:
     weights_dir: Path = _setting(Path("weights"), "WEIGHTS_DIR", "where weight files are looked up first "
                                  "(then the Hugging Face cache, offline)", "path")
     default_model: str = _setting(DEFAULT_MODEL, "DEFAULT_MODEL", "the model of jobs that name none")
-    # As loaded, `device` is never "auto": load() resolves it to cuda or cpu.
+    # As loaded, `device` is never "auto": read_settings() resolves it to cuda or cpu.
     device: str = _setting(AUTO_DEVICE, "DEVICE", "auto (cuda when a GPU is visible, else cpu), cuda, cuda:N or "
                            "cpu. A worker set to cuda without a usable GPU refuses to start")
     precision: str = _setting("auto", "PRECISION", "a job's precision when it names none: auto = bfloat16 "
@@ -136,7 +136,7 @@ def documented() -> list[tuple[str, Any, str]]:
 def in_environment(env: dict, gpu_visible: bool) -> list[tuple[str, Any, str]]:
     """(environment variable, value, meaning) of every setting as a worker started in `env` runs with
     it, in the environment's units; DEVICE as configured ("auto" is a value, resolved at start)."""
-    settings = load(env, gpu_visible)
+    settings = read_settings(env, gpu_visible)
 
     def value(f) -> Any:
         if f.name == "device":
@@ -180,7 +180,7 @@ def resolve_device(value: str, gpu_visible: bool | None = None) -> str:
     return "cuda" if gpu_visible else "cpu"
 
 
-def load(env: dict | None = None, gpu_visible: bool | None = None) -> Settings:
+def read_settings(env: dict | None = None, gpu_visible: bool | None = None) -> Settings:
     """Settings from the environment (or `env`); a malformed value is a ConfigError naming it.
     `gpu_visible` stands in for torch's answer where DEVICE is auto (the hub files ask about a GPU
     worker on a machine without one)."""

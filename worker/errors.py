@@ -11,11 +11,11 @@ import torch
 
 from imaging.decode import ImageTooLarge, UndecodableImage
 from imaging.errors import CallerValueError
-from imaging.segment import WorkTooLarge
 from imaging.video import UndecodableVideo, VideoTooLarge
-from matting.background import PlateSizeMismatch
 from models.registry import CheckpointMismatch, WeightsNotFound
 from models.spec import SizeOutOfRange
+from pipeline.matting.background import PlateSizeMismatch
+from pipeline.segmentation.segment import WorkTooLarge
 
 
 class JobError(Exception):

@@ -27,7 +27,7 @@ from worker.errors import InvalidInput, JobTimeout, UnsupportedTask, failure
 from worker.events import parse_records
 from worker.lane import DeviceLane
 from worker.schema import Job, parse_event_options, parse_job
-from worker.tasks import TASKS
+from worker.tasks import RUNNERS
 
 log = RunPodLogger()
 
@@ -38,7 +38,7 @@ def _reject(message: str, request_id: str | None) -> dict:
 
 class Worker:
     def __init__(self, settings: config.Settings | None = None, storage=None, device: DeviceInfo | None = None):
-        settings = settings or config.load()
+        settings = settings or config.read_settings()
         device = device or prepare(settings)
         self.services = Services(
             settings=settings,
@@ -140,10 +140,10 @@ class Worker:
 
     async def _answer(self, run: JobRun) -> dict:
         try:
-            task = TASKS.get(run.job.options.task)
+            task = RUNNERS.get(run.job.options.task)
             if task is None:
                 raise UnsupportedTask(f"task: {run.job.options.task!r} is not served by this worker build; "
-                                      f"available: {', '.join(TASKS)}")
+                                      f"available: {', '.join(RUNNERS)}")
             return await task(run)
         except asyncio.CancelledError:
             raise

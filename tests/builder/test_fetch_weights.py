@@ -17,10 +17,11 @@ from builder import convert_u2netp, dockerfile, fetch_weights
 from models import registry
 from models.fold import fold_batchnorm
 from models.spec import ReleaseAsset, WeightsSource
+from pipeline import TASKS
+from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER
+from pipeline.upscale import UPSCALE_MODELS
 from tests.conftest import REPO
 from worker import config
-from worker.schema import BG_UPSAMPLER, TASK_MODELS, UPSCALE_MODELS
-from worker.tasks.restore import DETECTOR, PARSER
 
 
 def models_that_must_build() -> set[str]:
@@ -31,7 +32,7 @@ def models_that_must_build() -> set[str]:
     names.add(json.loads((REPO / "test_input.json").read_text())["input"]["model"])
     for line in re.findall(r'MODELS="([^"]+)"', (REPO / "README.md").read_text()):
         names |= set(line.split())
-    names |= {config.DEFAULT_MODEL, *TASK_MODELS.values(), *UPSCALE_MODELS.values(), BG_UPSAMPLER, DETECTOR, PARSER}
+    names |= {config.DEFAULT_MODEL, *(spec.default_model for spec in TASKS.values() if spec.default_model), *UPSCALE_MODELS.values(), BG_UPSAMPLER, DETECTOR, PARSER}
     return names
 
 

@@ -55,8 +55,8 @@ def test_hub_defaults_are_the_images():
     image_env = dockerfile.env()
     published = {entry["key"]: str(entry["input"]["default"]) for entry in hub_files.hub()["config"]["env"]
                  if "default" in entry["input"]}
-    in_image = config.load(image_env, gpu_visible=True)
-    assert config.load({**image_env, **published}, gpu_visible=True) == in_image
+    in_image = config.read_settings(image_env, gpu_visible=True)
+    assert config.read_settings({**image_env, **published}, gpu_visible=True) == in_image
     assert in_image.device == "cuda" and published["DEVICE"] == "auto"
     assert published["WEIGHTS_DIR"] == image_env["WEIGHTS_DIR"] == "/weights"
     assert published["MAX_CONCURRENCY"] == "8" and published["BATCH_SIZE"] == "8"  # the engine's CUDA defaults

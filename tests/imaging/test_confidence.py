@@ -9,9 +9,9 @@ import torch
 
 from imaging.confidence import matte_confidence
 from imaging.decode import decode
-from imaging.postprocess import full_size_alpha
-from imaging.segment import predict_mattes
 from models import registry
+from pipeline.segmentation.postprocess import full_size_alpha
+from pipeline.segmentation.segment import predict_mattes
 from tests.conftest import SHARED
 
 

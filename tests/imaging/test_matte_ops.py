@@ -12,7 +12,7 @@ from imaging.matte_ops import (
     feather_matte,
     fit_within,
     grow_matte,
-    refine_matte,
+    apply_matte_knobs,
     resize_cutout,
     subject_box,
     threshold_matte,
@@ -77,7 +77,7 @@ def test_refine_order_threshold_then_grow_then_feather():
     alpha = torch.zeros(40, 40, dtype=torch.uint8)
     alpha[10:30, 10:30] = 100  # a faint square
     alpha[18:22, 18:22] = 200  # a solid core
-    refined = refine_matte(alpha, OutputOptions(threshold=150, grow=3, feather=1.0))
+    refined = apply_matte_knobs(alpha, OutputOptions(threshold=150, grow=3, feather=1.0))
     # threshold leaves the 4x4 core, grow makes it 10x10 (a disc of 3 rounds the corners), feather softens
     expected = feather_matte(grow_matte(threshold_matte(alpha, 150), 3), 1.0)
     assert torch.equal(refined, expected)

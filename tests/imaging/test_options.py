@@ -52,15 +52,13 @@ def test_values_are_converted_to_the_type_the_code_takes():
 
 def test_a_cutout_to_jpg_needs_an_opaque_background_unless_only_the_matte_is_written():
     jpg = OutputOptions(format="jpg")
-    for task in ("remove_background", "matte"):
-        jpg.check_background(task, "#ffffff")
-        jpg.check_background(task, "#112233ff")
-        for colour in (None, "#11223380"):
-            with pytest.raises(ValueError, match="'jpg' has no transparency"):
-                jpg.check_background(task, colour)
-    OutputOptions(format="jpg", channels="alpha").check_background("remove_background", None)
-    for task in ("upscale", "restore"):  # they drop the image's alpha
-        jpg.check_background(task, None)
+    jpg.check_background("cutout", "#ffffff")
+    jpg.check_background("cutout", "#112233ff")
+    for colour in (None, "#11223380"):
+        with pytest.raises(ValueError, match="'jpg' has no transparency"):
+            jpg.check_background("cutout", colour)
+    OutputOptions(format="jpg", channels="alpha").check_background("cutout", None)
+    jpg.check_background("image", None)  # upscale and restore drop the image's alpha
 
 
 def test_knobs_agree_with_the_dataclass():
@@ -71,7 +69,7 @@ def test_knobs_agree_with_the_dataclass():
     assert OutputOptions().crop_threshold == 32
 
 
-def test_which_tasks_take_which_knobs():
-    assert "channels" in OutputOptions.applies_to("remove_background")
-    assert "channels" not in OutputOptions.applies_to("mask") and "crop" in OutputOptions.applies_to("mask")
-    assert OutputOptions.applies_to("upscale") == {"format", "quality"}
+def test_which_kinds_of_output_take_which_knobs():
+    assert "channels" in OutputOptions.applies_to("cutout")
+    assert "channels" not in OutputOptions.applies_to("alpha") and "crop" in OutputOptions.applies_to("alpha")
+    assert OutputOptions.applies_to("image") == {"format", "quality"}

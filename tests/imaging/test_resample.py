@@ -13,7 +13,7 @@ from imaging.resample import (
     cv2_resize_linear,
     matlab_resize,
     pil_reduce,
-    pil_resize,
+    pil_bicubic_resize,
     pil_thumbnail,
     to_uint8_matlab,
 )
@@ -40,7 +40,7 @@ def _pil(t: torch.Tensor) -> Image.Image:
 def test_pil_resize_matches_pillow_bicubic(src, dst, box):
     image = _u8((3, *src), 0)
     expected = np.array(_pil(image).resize(dst[::-1], Image.BICUBIC, box=box))
-    assert np.array_equal(pil_resize(image, dst, box).permute(1, 2, 0).numpy(), expected)
+    assert np.array_equal(pil_bicubic_resize(image, dst, box).permute(1, 2, 0).numpy(), expected)
 
 
 @pytest.mark.parametrize("src, limit", [((300, 200), 224), ((97, 410), 40), ((333, 20), 50), ((64, 64), 100)])

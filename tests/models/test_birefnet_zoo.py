@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 import parity
-from imaging.segment import network_size, predict_mattes
 from models import registry
 from models.birefnet_zoo import ZOO
 from models.spec import SizeOutOfRange
+from pipeline.segmentation.segment import segmentation_input_size, predict_mattes
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 
@@ -51,13 +51,13 @@ def test_toonout_keys_under_training_wrappers_load_strictly():
 
 def test_dynamic_entry_takes_sizes_in_its_range_only():
     spec = registry.get_spec("ZhengPeng7/BiRefNet_dynamic")
-    assert network_size(spec, None) == (1024, 1024)
-    assert network_size(spec, 2304) == (2304, 2304)
+    assert segmentation_input_size(spec, None) == (1024, 1024)
+    assert segmentation_input_size(spec, 2304) == (2304, 2304)
     for size in (224, 300, 2336):
         with pytest.raises(SizeOutOfRange, match="multiple of 32 from 256 to 2304"):
-            network_size(spec, size)
+            segmentation_input_size(spec, size)
     # A fixed-size entry keeps today's behaviour: the job's size is taken as asked.
-    assert network_size(registry.get_spec("ZhengPeng7/BiRefNet"), 300) == (300, 300)
+    assert segmentation_input_size(registry.get_spec("ZhengPeng7/BiRefNet"), 300) == (300, 300)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 import parity
-from imaging.preprocess import pil_input
 from models import registry
 from models.u2net import min_max_matte
+from pipeline.segmentation.preprocess import pil_input
 
 
 def rembg_input(image: Image.Image) -> torch.Tensor:

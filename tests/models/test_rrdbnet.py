@@ -14,7 +14,7 @@ from PIL import Image
 import parity
 from models import registry
 from models.rrdbnet import RRDBNet
-from restoration.upscale import UpscaleParams, upscale
+from pipeline.restoration.upscale import UpscaleParams, upscale
 from tests.conftest import SHARED
 
 UPSCALE = SHARED / "data" / "upscale"

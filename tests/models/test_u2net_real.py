@@ -10,10 +10,10 @@ import torch
 from PIL import Image
 
 from imaging.decode import decode
-from imaging.postprocess import full_size_alpha
-from imaging.preprocess import network_batch
-from imaging.segment import predict_mattes
 from models import registry
+from pipeline.segmentation.postprocess import full_size_alpha
+from pipeline.segmentation.preprocess import network_batch
+from pipeline.segmentation.segment import predict_mattes
 from tests.conftest import SHARED
 
 REAL = SHARED / "parity" / "u2netp-real"

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from imaging.segment import predict_mattes
 from models import registry
+from pipeline.segmentation.segment import predict_mattes
 from tests.conftest import REPO, SHARED
 from worker import config
 from worker.cache import ModelCache
@@ -19,13 +19,13 @@ from worker.cache import ModelCache
     ("u2net", ("u2net",)), ("u2net, isnet", ("u2net", "isnet")), ("all", ("all",)), ("none", ()), ("", ()),
 ])
 def test_cpu_channels_last_names_families(value, families):
-    assert config.load({"CPU_CHANNELS_LAST": value}).cpu_channels_last == families
+    assert config.read_settings({"CPU_CHANNELS_LAST": value}).cpu_channels_last == families
 
 
 def test_cpu_threads_must_be_an_integer():
-    assert config.load({"CPU_THREADS": "1"}).cpu_threads == 1
+    assert config.read_settings({"CPU_THREADS": "1"}).cpu_threads == 1
     with pytest.raises(config.ConfigError, match="CPU_THREADS"):
-        config.load({"CPU_THREADS": "two"})
+        config.read_settings({"CPU_THREADS": "two"})
 
 
 @pytest.mark.parametrize("device,env,expected", [
@@ -38,7 +38,7 @@ def test_cpu_threads_must_be_an_integer():
 ])
 def test_memory_format_policy_per_device(device, env, expected):
     """CHANNELS_LAST governs CUDA, CPU_CHANNELS_LAST the CPU (the default: u2net's family only)."""
-    cache = ModelCache(config.load({**env, "DEVICE": device}), log=lambda _: None)
+    cache = ModelCache(config.read_settings({**env, "DEVICE": device}), log=lambda _: None)
     assert {name: cache.uses_channels_last(registry.get_spec(name)) for name in expected} == expected
 
 
@@ -47,7 +47,7 @@ def test_the_network_input_follows_the_memory_format_setting(setting, channels_l
     """The setting decides the input's memory format too, not only the weights' (on CUDA,
     CHANNELS_LAST=0 once left inputs in channels_last): here on the CPU, through CPU_CHANNELS_LAST."""
     spec = registry.get_spec("u2netp")
-    settings = config.load({"CPU_CHANNELS_LAST": setting, "DEVICE": "cpu", "WEIGHTS_DIR": str(SHARED / "weights")})
+    settings = config.read_settings({"CPU_CHANNELS_LAST": setting, "DEVICE": "cpu", "WEIGHTS_DIR": str(SHARED / "weights")})
     model = ModelCache(settings, log=lambda _: None).get(spec)
     seen = []
     model.register_forward_pre_hook(lambda module, args: seen.append(
@@ -59,7 +59,7 @@ def test_the_network_input_follows_the_memory_format_setting(setting, channels_l
 def test_cpu_threads_setting_is_applied():
     before = torch.get_num_threads()
     try:
-        ModelCache(config.load({"DEVICE": "cpu", "CPU_THREADS": "1"}), log=lambda _: None)
+        ModelCache(config.read_settings({"DEVICE": "cpu", "CPU_THREADS": "1"}), log=lambda _: None)
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -101,14 +101,14 @@ def test_handler_sets_the_wait_policy_before_torch_is_imported():
     ({"DEVICE": "cpu"}, True, "cpu"), ({"DEVICE": "cuda:1"}, False, "cuda:1"),
 ])
 def test_device_auto_means_cuda_when_a_gpu_is_visible(env, gpu_visible, device):
-    settings = config.load(env, gpu_visible=gpu_visible)
+    settings = config.read_settings(env, gpu_visible=gpu_visible)
     assert settings.device == device
     # The engine's defaults follow the device the worker resolves to, not the spelling of DEVICE.
     assert settings.max_concurrency == (8 if device.startswith("cuda") else 2)
 
 
 def test_device_auto_asks_torch_when_not_told():
-    assert config.load({}).device == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert config.read_settings({}).device == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def test_settings_in_an_environment_are_what_the_worker_runs_with():

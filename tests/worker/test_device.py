@@ -74,9 +74,9 @@ def test_worker_exits_at_start_when_its_gpu_is_missing(tmp_path):
 
 
 def test_bad_settings_are_refused_by_name():
-    from worker.config import load
+    from worker.config import read_settings
 
     with pytest.raises(ConfigError, match="BATCH_SIZE='many' is not an integer"):
-        load({"BATCH_SIZE": "many", "DEVICE": "cpu"})
+        read_settings({"BATCH_SIZE": "many", "DEVICE": "cpu"})
     with pytest.raises(ConfigError, match="PRECISION='int4': allowed values are"):
-        load({"PRECISION": "int4", "DEVICE": "cpu"})
+        read_settings({"PRECISION": "int4", "DEVICE": "cpu"})

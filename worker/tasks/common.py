@@ -1,4 +1,5 @@
-"""What the tasks share: choosing a network by role, fetching an input, writing the output."""
+"""What the tasks' services share: choosing a network by role, the job's networks for a device program,
+fetching an input, writing the output."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -12,15 +13,12 @@ from imaging.encode import Encoded
 from imaging.options import OutputOptions
 from models import registry
 from models.spec import ModelSpec, Role
+from pipeline import TASKS
+from pipeline.task import NetworkByName
 from worker.cache import resolve_dtype
 from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge
 from worker.storage import InputLimits
-
-# The file each task writes under img/<id>/, before the format's extension.
-OUTPUT_NAMES = {"remove_background": "trans", "mask": "mask", "restore": "restored", "upscale": "upscaled",
-                "matte": "trans"}
-
 
 def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
     """The registered network `name` if it serves `role`, else the caller's error listing those that do."""
@@ -37,11 +35,16 @@ def require_weights(run: JobRun, *specs: ModelSpec) -> None:
     registry.require_all(list(specs), run.services.settings.weights_dir)
 
 
-def load(run: JobRun, spec: ModelSpec) -> nn.Module:
+def resident_network(run: JobRun, spec: ModelSpec) -> nn.Module:
     """The job's network from the resident cache, in the job's precision (float32 where the weights
     do not survive half precision)."""
     services = run.services
     return services.models.get(spec, resolve_dtype(run.job.options.precision, services.device.device))
+
+
+def networks_of(run: JobRun) -> NetworkByName:
+    """The job's networks by registered name, for a device program (pipeline/)."""
+    return lambda name: resident_network(run, registry.get_spec(name))
 
 
 async def fetch(run: JobRun, key: str) -> bytes:
@@ -85,7 +88,7 @@ def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
 
 async def write(run: JobRun, encoded: Encoded) -> str:
     """The output at img/<id>/<task's name>.<format's extension>, in one PUT; its key."""
-    key = f"img/{run.job.id}/{OUTPUT_NAMES[run.job.options.task]}.{encoded.extension}"
+    key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{encoded.extension}"
     await run.commit(key, encoded.data, encoded.content_type)
     run.info(f"wrote {key} ({len(encoded.data)} bytes) {run.timings}")
     return key

@@ -3,29 +3,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
-from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage, decode
 from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
-from imaging.matte_ops import refine_matte
-from imaging.output import output_frames
-from imaging.temporal import MatteSmoother
+from imaging.output import to_host
 from imaging.video import sniff
-from matting.background import PlateSizeMismatch, check_pair, matte
+from pipeline.matte import MATTE, MatteJob, clip_pixels, finish
+from pipeline.matting.background import PlateSizeMismatch, check_pair, device_matte
 from worker.context import JobRun
 from worker.errors import ImageNotFound, InputTooLarge
-from worker.schema import MatteJob
 from worker.storage import SNIFF_BYTES
 from worker.tasks import video
 from worker.tasks.common import (
     answer,
     fetch,
     fetch_input,
-    load,
     network_for,
     require_weights,
+    resident_network,
     write,
 )
 
@@ -58,24 +53,10 @@ def _check_pair(image: DecodedImage, plate: DecodedImage, plate_key: str) -> Non
         raise CallerValueError(plate_key, str(exc)) from None
 
 
-def _finish(run: JobRun, result, bg_color: str | None, smoother: MatteSmoother | None = None,
-            frame: DecodedImage | None = None):
-    """On the device: a video's temporal smoothing (of `frame`'s matte), the job's matte knobs, the
-    confidence, the output's pixels."""
-    device = run.services.device.device
-    rgba = torch.from_numpy(result.rgba).to(device).permute(2, 0, 1)
-    alpha = rgba[3]
-    if smoother is not None:
-        alpha = smoother(alpha, torch.from_numpy(frame.rgb).to(device).permute(2, 0, 1))
-    confidence = matte_confidence(alpha[None])
-    alpha = refine_matte(alpha, run.job.options.output)
-    return output_frames([rgba[:3]], [alpha], run.job.options.output, bg_color)[0], confidence
-
-
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: MatteJob = options.task_params
-    spec = network_for(options.model, "background_matting")
+    spec = network_for(options.model, MATTE.role)
     require_weights(run, spec)
     plate_key = f"bgr/{job.bgr_id or run.job.id}"
     source = await fetch_input(run, f"ogs/{run.job.id}")
@@ -86,9 +67,10 @@ async def run(run: JobRun) -> dict:
         image = await run.io("decode", decode, source, run.services.settings.max_image_pixels)
     del source
     _check_pair(image, plate, plate_key)
-    model = await run.on_device("load_model", load, run, spec)
-    result = await run.on_device("model", matte, model, image.rgb, plate.rgb, job.params)
-    pixels, confidence = await run.on_device("postprocess", _finish, run, result, options.bg_color)
+    model = await run.on_device("load_model", resident_network, run, spec)
+    result = await run.on_device("model", device_matte, model, image.rgb, plate.rgb, job.params)
+    pixels, confidence = await run.on_device("postprocess", finish, result, options.output, options.bg_color)
+    pixels = await run.io("to_host", to_host, pixels)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
                            run.services.settings.png)
     key = await write(run, encoded)
@@ -100,23 +82,15 @@ async def run(run: JobRun) -> dict:
 
 async def _clip(run: JobRun, path: Path, plate: DecodedImage, plate_key: str, spec) -> dict:
     """A video input: each frame against the one plate, streamed into one video (worker/tasks/video.py)."""
+    options = run.job.options
     info = await video.open_clip(run, path)
-    model = await run.on_device("load_model", load, run, spec)
+    model = await run.on_device("load_model", resident_network, run, spec)
     smoother = video.smoother(run)
 
     async def work(frames: list[DecodedImage]):
-        return await run.on_device("model", _matte_frames, run, model, frames, plate, plate_key, smoother)
+        for frame in frames:
+            _check_pair(frame, plate, plate_key)
+        return await run.on_device("model", clip_pixels, model, frames, plate, options.task_params.params,
+                                   options.output, options.bg_color, smoother, run)
 
     return await video.stream(run, path, info, work, spec.name)
-
-
-def _matte_frames(run: JobRun, model, frames: list[DecodedImage], plate: DecodedImage, plate_key: str,
-                  smoother: MatteSmoother | None) -> list:
-    """On the device, each frame's matte against the plate and its output pixels, as a still's."""
-    params, bg_color = run.job.options.task_params.params, run.job.options.bg_color
-    pixels = []
-    for frame in frames:
-        run.check()
-        _check_pair(frame, plate, plate_key)
-        pixels.append(_finish(run, matte(model, frame.rgb, plate.rgb, params), bg_color, smoother, frame)[0])
-    return pixels

@@ -1,11 +1,7 @@
-"""The background-removal tasks (`remove_background`, `mask`): fetch, decode (every frame of an
-animation), restore faces where asked, plan, segment (batched with other jobs' images on the device
-lane), refine, apply the job's output knobs, encode, write.
-
-An animation goes through in two passes, so that its memory is a few bytes per pixel, not the float
-colour of every frame: first every frame's alpha (one byte per pixel), which the crop box and the
-confidence need whole; then each frame's colour and output pixels, made as the encoder asks for them
-(BENCHMARKS.md, animations)."""
+"""The background-removal tasks' service (`remove_background`, `mask`): fetch, decode (every frame of
+an animation; nvJPEG on the lane), restore faces where asked, plan, segment (batched with other jobs'
+images on the device lane), pipeline/removal.py's two passes on the lane (the second streamed frame by
+frame to the encoder), encode, write."""
 from __future__ import annotations
 
 import asyncio
@@ -18,28 +14,32 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks, post_process
-from carvekit.params import CARVEKIT, ChainParams
 from imaging.animation import AnimationLimits, DecodedAnimation, decode_animation, frame_count
-from imaging.confidence import matte_confidence
 from imaging.decode import DecodedImage, decode_jpeg_on
 from imaging.encode import check_frame_count, encode_animation, encode_image, holds_animations
-from imaging.matte_ops import refine_matte
 from imaging.matte_ops import Box
-from imaging.output import output_box, output_frame, output_size
-from imaging.postprocess import foreground_colour, full_size_alpha, keep_own_alpha
-from imaging.temporal import MatteSmoother
-from imaging.segment import network_size, predict_mattes
+from imaging.output import output_size, to_host
 from models import registry
 from models.spec import ModelSpec
+from pipeline.carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks
+from pipeline.carvekit.params import CARVEKIT, ChainParams
+from pipeline.removal import (
+    clip_pixels,
+    foreground_method,
+    frame_pixels,
+    full_alphas,
+    restore_frames,
+    still_pixels,
+)
+from pipeline.restore import FACE_NETWORKS
+from pipeline.segmentation.segment import predict_mattes, segmentation_input_size
 from worker.cache import resolve_dtype
 from worker.context import JobRun, Services
 from worker.device import synchronize
 from worker.errors import InvalidInput
 from worker.schema import Options
 from worker.tasks import video
-from worker.tasks.common import answer, fetch_input, require_weights, rgb_tensor, write
-from worker.tasks.restore import FACE_NETWORKS, restore_faces
+from worker.tasks.common import answer, fetch_input, networks_of, require_weights, write
 
 
 def resolve_network(name: str, weights_dir) -> ModelSpec:
@@ -84,22 +84,29 @@ def _segment_batch(services: Services, spec: ModelSpec, dtype: torch.dtype, size
     return run_batch
 
 
-def _decode(run: JobRun, data: bytes | Path) -> DecodedAnimation:
-    """Every frame as `frames` asks; a JPEG straight onto the GPU when on CUDA (GPU_JPEG); a clip's
-    first frame as a still (`frames: "first"`)."""
+def _decode_on_host(run: JobRun, data: bytes) -> DecodedAnimation:
+    """Every frame as `frames` asks (an I/O thread's stage)."""
     settings, output = run.services.settings, run.job.options.output
-    if isinstance(data, Path):
-        return DecodedAnimation([video.first_frame(data, video.limits(run))], [0], 0, video.SOURCE_FORMAT)
-    device = run.services.device.device
-    if device.type == "cuda" and settings.gpu_jpeg:
-        image = decode_jpeg_on(data, settings.max_image_pixels, device)
-        if image is not None:
-            return DecodedAnimation([image], [0], 0, image.source_format)
     first_only = output.frames == "first"
     if not first_only and not holds_animations(output):  # refused from the header, before any decoding
         check_frame_count(frame_count(data, settings.max_image_pixels), output)
     limits = AnimationLimits(max_frames=settings.max_frames, max_total_pixels=settings.max_total_pixels)
     return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=first_only)
+
+
+async def _decode(run: JobRun, data: bytes | Path) -> DecodedAnimation:
+    """On CUDA (GPU_JPEG), a JPEG is decoded by nvJPEG as the lane's host-to-device step (device work
+    belongs to the lane); anything else, or a JPEG that nvJPEG declines, on an I/O thread; a clip's
+    first frame as a still (`frames: "first"`)."""
+    if isinstance(data, Path):
+        first = await run.io("decode", video.first_frame, data, video.limits(run))
+        return DecodedAnimation([first], [0], 0, video.SOURCE_FORMAT)
+    settings, device = run.services.settings, run.services.device.device
+    if device.type == "cuda" and settings.gpu_jpeg:
+        image = await run.on_device("decode", decode_jpeg_on, data, settings.max_image_pixels, device)
+        if image is not None:
+            return DecodedAnimation([image], [0], 0, image.source_format)
+    return await run.io("decode", _decode_on_host, run, data)
 
 
 def _networks(options: Options, spec: ModelSpec) -> list[ModelSpec]:
@@ -110,14 +117,6 @@ def _networks(options: Options, spec: ModelSpec) -> list[ModelSpec]:
         registry.get_spec(name) for name in plan_networks(options.pre, options.model, knobs)]
     names = [*post_networks(options.pre, options.model, knobs), *(FACE_NETWORKS if options.restore_faces else ())]
     return [*segmenters, *(registry.get_spec(name) for name in names)]
-
-
-def _restore_frames(run: JobRun, frames: list[DecodedImage]) -> tuple[list[DecodedImage], int]:
-    restored = []
-    for frame in frames:
-        run.check()  # a job past its deadline restores no more frames
-        restored.append(restore_faces(run, frame))
-    return [frame for frame, _ in restored], sum(found for _, found in restored)
 
 
 async def run(run: JobRun) -> dict:
@@ -131,7 +130,7 @@ async def run(run: JobRun) -> dict:
         plan = manual_plan(options.model, options.chain_knobs())
         spec = resolve_network(plan.net, settings.weights_dir)  # the model and its size checked before any I/O
         dtype = resolve_dtype(options.precision, services.device.device)
-        network_size(spec, plan.seg_mask_size)
+        segmentation_input_size(spec, plan.seg_mask_size)
         check_plan(plan)
         require_weights(run, *_networks(options, spec))
         data = await fetch_input(run, f"ogs/{job.id}")
@@ -141,11 +140,12 @@ async def run(run: JobRun) -> dict:
             with video.deleted_after(data):
                 return await _clip(run, data, plan, spec, dtype)
         with video.deleted_after(data):
-            animation = await run.io("decode", _decode, run, data)
+            animation = await _decode(run, data)
         del data
         frames = animation.frames
         if options.restore_faces:
-            frames, extra["faces_restored"] = await run.on_device("restore_faces", _restore_frames, run, frames)
+            frames, extra["faces_restored"] = await run.on_device("restore_faces", restore_frames, frames,
+                                                                  networks_of(run), services.device.device, run)
         if options.pre != "none":  # one plan for every frame: one network runs the whole animation
             plan = (await run.on_device("pre", plans, services.models, [frames[0].rgb], options.pre, options.model,
                                         options.chain_knobs()))[0]
@@ -153,7 +153,7 @@ async def run(run: JobRun) -> dict:
         width, height = frames[0].size
         run.info(f"{animation.source_format} {width}x{height}" + (f", {len(frames)} frames" if len(frames) > 1 else "")
                  + f", {spec.name}" + (f" + {plan.post}" if plan.post != "none" else ""))
-        key = (spec.name, dtype, network_size(spec, plan.seg_mask_size))
+        key = (spec.name, dtype, segmentation_input_size(spec, plan.seg_mask_size))
         batch = _segment_batch(services, spec, dtype, plan.seg_mask_size)
         lane.arrived()
         arrived = True
@@ -161,16 +161,19 @@ async def run(run: JobRun) -> dict:
     finally:
         if not arrived:
             lane.arrived()
-    method = _foreground_method(options, plan, spec)
+    method = foreground_method(options.foreground, plan, spec)
     if len(frames) > 1:
-        alphas, box, figures = await run.on_device("postprocess", _alphas, run, frames, mattes, plan)
+        alphas, box, figures = await run.on_device("postprocess", full_alphas, frames, mattes, plan, services.models,
+                                                   options.output, run)
         del mattes
         pixels = _streamed_pixels(run, asyncio.get_running_loop(), frames, alphas, box, method)
         encoded = await run.io("encode", encode_animation, pixels, animation.durations, animation.loop,
                                options.output, settings.png)
         out_h, out_w = output_size(height, width, box, options.output)
     else:
-        still, figures = await run.on_device("postprocess", _still, run, frames[0], mattes, plan, method)
+        still, figures = await run.on_device("postprocess", still_pixels, frames[0], mattes, plan, method,
+                                             services.models, options.output, options.bg_color, run)
+        still = await run.io("to_host", to_host, still)
         del mattes
         encoded = await run.io("encode", encode_image, still, options.output, settings.png)
         out_h, out_w = still.shape[:2]
@@ -184,7 +187,7 @@ async def run(run: JobRun) -> dict:
 
 async def _clip(run: JobRun, path: Path, plan: ChainParams, spec: ModelSpec, dtype: torch.dtype) -> dict:
     """A video input: every frame through the same batched forward (on the lane, with other jobs'
-    images) and the same post-processing as a still, streamed into one video (worker/tasks/video.py)."""
+    images) and the same device programs as a still, streamed into one video (worker/tasks/video.py)."""
     services, options = run.services, run.job.options
     info = await video.open_clip(run, path)
     if options.pre != "none":  # one plan, from the first frame, for every frame
@@ -193,85 +196,27 @@ async def _clip(run: JobRun, path: Path, plan: ChainParams, spec: ModelSpec, dty
                                     options.chain_knobs()))[0]
         spec = resolve_network(plan.net, services.settings.weights_dir)
         del first
-    key = (spec.name, dtype, network_size(spec, plan.seg_mask_size))
+    key = (spec.name, dtype, segmentation_input_size(spec, plan.seg_mask_size))
     segment = _segment_batch(services, spec, dtype, plan.seg_mask_size)
-    method = _foreground_method(options, plan, spec)
+    method = foreground_method(options.foreground, plan, spec)
     smoother = video.smoother(run)
 
-    async def work(frames: list[DecodedImage]) -> list[np.ndarray]:
+    async def work(frames: list[DecodedImage]) -> list[torch.Tensor]:
         mattes = await asyncio.gather(*(services.lane.batched(key, _Segmentation(run, f.rgb), segment)
                                         for f in frames))
-        return await run.on_device("postprocess", _frame_pixels, run, frames, mattes, plan, method, smoother)
+        return await run.on_device("postprocess", clip_pixels, frames, mattes, plan, method, services.models,
+                                   options.output, options.bg_color, smoother, run)
 
     return await video.stream(run, path, info, work, spec.name,
                               **({"post": plan.post} if plan.post != "none" else {}))
 
 
-def _frame_pixels(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
-                  method: str, smoother: MatteSmoother | None) -> list[np.ndarray]:
-    """On the device, each video frame's output pixels, as a still's (in order: the smoother keeps the
-    previous frame)."""
-    pixels = []
-    for frame, matte in zip(frames, mattes, strict=True):
-        alphas, _, _ = _alphas(run, [frame], [matte], plan, smoother)
-        pixels.append(_pixels(run, frame, alphas[0], None, method))
-    return pixels
-
-
-def _foreground_method(options: Options, plan: ChainParams, spec: ModelSpec) -> str:
-    if options.foreground != "auto":
-        return options.foreground
-    return "blur_fusion" if plan.post != "none" else spec.default_foreground
-
-
-def _alphas(run: JobRun, frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams,
-            smoother: MatteSmoother | None = None) -> tuple[torch.Tensor, Box | None, dict]:
-    """On the device, the first pass: every frame's full-size alpha [N,H,W] uint8 (carvekit's
-    refinement, a video's temporal smoothing, then the job's matte knobs), the confidence (of the
-    model's matte) and the crop box, which need every frame. One byte per pixel is all that is kept of
-    an animation's frames here."""
-    options = run.job.options
-    width, height = frames[0].size
-    alphas = torch.empty((len(frames), height, width), dtype=torch.uint8, device=mattes[0].device)
-    if plan.post != "none":
-        run.progress(f"refining the matte ({plan.post})")
-    for index, (frame, matte) in enumerate(zip(frames, mattes)):
-        run.check()
-        rgb = rgb_tensor(frame, alphas.device)
-        alphas[index] = keep_own_alpha(post_process(run.services.models, rgb, full_size_alpha(matte, frame), plan),
-                                       frame)
-        if smoother is not None:
-            alphas[index] = smoother(alphas[index], rgb)
-    figures = matte_confidence(alphas).as_dict()
-    for index in range(len(alphas)):
-        alphas[index] = refine_matte(alphas[index], options.output)
-    box = output_box(alphas, options.output)
-    if box is not None:
-        figures["crop"] = box.as_dict()
-    return alphas, box, figures
-
-
-def _pixels(run: JobRun, frame: DecodedImage, alpha: torch.Tensor, box: Box | None, method: str) -> np.ndarray:
-    """On the device, the second pass for one frame: its colour (foreground `method`), then
-    crop/size/channels; the float colour of one frame at a time."""
-    run.check()
-    options = run.job.options
-    rgb = rgb_tensor(frame, alpha.device)
-    colour = foreground_colour(rgb, alpha, method) if options.output.channels == "rgba" else rgb
-    return output_frame(colour, alpha, box, options.output, options.bg_color)
-
-
-def _still(run: JobRun, frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainParams,
-           method: str) -> tuple[np.ndarray, dict]:
-    alphas, box, figures = _alphas(run, [frame], mattes, plan)
-    return _pixels(run, frame, alphas[0], box, method), figures
-
-
 def _streamed_pixels(run: JobRun, loop: asyncio.AbstractEventLoop, frames: list[DecodedImage],
                      alphas: torch.Tensor, box: Box | None, method: str) -> Iterator[np.ndarray]:
     """Each frame's output pixels, made on the device lane when the encoder (on its own thread) asks
-    for the frame: only the frames the encoder holds exist at once, and other jobs' device work runs
-    between frames."""
+    for the frame, and copied to the host on the encoder's thread: only the frames the encoder holds
+    exist at once, and other jobs' device work runs between frames."""
     for frame, alpha in zip(frames, alphas):
-        made = run.on_device("postprocess", _pixels, run, frame, alpha, box, method)
-        yield asyncio.run_coroutine_threadsafe(made, loop).result()
+        made = run.on_device("postprocess", frame_pixels, frame, alpha, box, method, run.job.options.output,
+                             run.job.options.bg_color, run)
+        yield to_host(asyncio.run_coroutine_threadsafe(made, loop).result())

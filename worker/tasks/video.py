@@ -26,23 +26,26 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import torch
 
 from imaging.decode import DecodedImage
 from imaging.encode import zero_invisible
 from imaging.errors import CallerValueError
-from imaging.postprocess import parse_color
+from imaging.options import parse_color
+from imaging.output import to_host
 from imaging.temporal import MatteSmoother
 from imaging.video import CONTENT_TYPES, VideoFrame, VideoInfo, VideoLimits, VideoWriter, decode, probe
 from worker.context import JobRun
-from worker.tasks.common import OUTPUT_NAMES, answer
+from pipeline import TASKS
+from worker.tasks.common import answer
 
 QUEUE_DEPTH = 4  # frames waiting between two stages
 PROGRESS_EVERY_S = 3.0
 SOURCE_FORMAT = "video"  # DecodedImage.source_format of a clip's frame
 
-# The device work of a task on a batch of frames: each frame's output pixels (HxW grey, HxWx3 or HxWx4).
-FrameWork = Callable[[list[DecodedImage]], Awaitable[list[np.ndarray]]]
+# The device work of a task on a batch of frames: each frame's output pixels (HxW grey, HxWx3 or HxWx4
+# uint8), on the device; the encoder's thread brings them to the host.
+FrameWork = Callable[[list[DecodedImage]], Awaitable[list[torch.Tensor]]]
 
 
 def limits(run: JobRun) -> VideoLimits:
@@ -146,21 +149,25 @@ class _Stream:
         await self.made.put(None)
 
     async def _encode(self) -> None:
-        options = self.run.job.options
         while (item := await self.made.get()) is not None:
             pixels, pts = item
             if self.writer is None:
                 self.writer = await self.run.io("encode", self._open_writer)
                 self.written.size = (pixels.shape[1], pixels.shape[0])
-            if not options.output.keep_invisible_rgb:
-                pixels = zero_invisible(pixels)  # invisible colour costs bits and can bleed in 4:2:0
-            await self.run.io("encode", self.writer.write, pixels, pts)
+            await self.run.io("encode", self._write, pixels, pts)
             del pixels, item
             self.alive.remove()
             self._wrote(pts)
         if self.writer is not None:
             await self.run.io("encode", self.writer.close)
             self.finished = True
+
+    def _write(self, pixels: torch.Tensor, pts: int) -> None:
+        """On the encoder's thread: the frame's one device-to-host copy, then the encoder."""
+        pixels = to_host(pixels)
+        if not self.run.job.options.output.keep_invisible_rgb:
+            pixels = zero_invisible(pixels)  # invisible colour costs bits and can bleed in 4:2:0
+        self.writer.write(pixels, pts)
 
     def _open_writer(self) -> VideoWriter:
         options = self.run.job.options
@@ -213,7 +220,7 @@ async def stream(run: JobRun, path: Path, info: VideoInfo, work: FrameWork, mode
         clip = _Stream(run, path, info, work, out_path)
         await clip.run_stages()
         run.check()
-        key = f"img/{run.job.id}/{OUTPUT_NAMES[run.job.options.task]}.{fmt}"
+        key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{fmt}"
         await run.commit_file(key, out_path, CONTENT_TYPES[fmt])
         run.info(f"wrote {key} ({out_path.stat().st_size} bytes) {run.timings}")
     finally:

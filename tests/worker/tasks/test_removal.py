@@ -9,11 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.postprocess import foreground_colour
-
+from pipeline import removal
+from pipeline.segmentation.postprocess import foreground_colour
 from tests.conftest import SHARED
 from tests.worker.tasks.conftest import Bucket, encoded
-from worker.tasks import removal
 
 
 def two_frames(fmt: str) -> bytes:

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from models import registry
-from restoration.upscale import UpscaleParams, upscale
+from pipeline.restoration.upscale import UpscaleParams, upscale
 from tests.worker.tasks.conftest import encoded
 
 
