@@ -100,6 +100,7 @@ def test_frames_alive_at_once_are_bounded_by_the_batch_and_the_queues(tmp_path, 
     answer = bucket.run({"id": "long", "model": "u2netp", "task": "mask", "seg_mask_size": 64})
     assert answer["frames"] == 40
     assert answer["frames_in_memory_peak"] <= 2 * QUEUE_DEPTH + 2 + 2, answer
+    assert max(bucket.worker.services.lane.batches) == 2  # the frames share the lane's batched forwards
 
 
 def _lying_duration(data: bytes, seconds: float) -> bytes:
