@@ -219,13 +219,12 @@ async def stream(run: JobRun, path: Path, info: VideoInfo, work: FrameWork, mode
         out_path = folder / f"out.{fmt}"
         clip = _Stream(run, path, info, work, out_path)
         await clip.run_stages()
-        run.check()
         key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{fmt}"
         await run.commit_file(key, out_path, CONTENT_TYPES[fmt])
         run.info(f"wrote {key} ({out_path.stat().st_size} bytes) {run.timings}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    width, height = clip.written.size if clip.written.size != (0, 0) else (info.width, info.height)
+    width, height = clip.written.size  # a clip without frames is refused by decode()
     return answer(run, key, width, height, model, video_format=fmt, **clip.figures(), **extra)
 
 
