@@ -53,6 +53,10 @@ phase "BiRefNet speed with torch.compile and CUDA graphs (bf16, batch 8)" 80 \
 phase "serving engine: 32 jobs of 1/4/12 MP, RMBG-2.0 (oracle weights), bf16" 60 \
   $PY benchmarks/bench_queue.py --oracle --model briaai/RMBG-2.0 --jobs 32 --concurrency 8 --megapixels 1 4 12
 phase "cold start" 40 $PY benchmarks/bench_coldstart.py --device cuda --rounds 1
+# --- video (issue 19): one short phase, about 45 s on an H100; stand-in weights, a 1 s clip each ------
+phase "video: NVDEC/NVENC vs CPU codecs at 1080p; BiRefNet_lite at 1080p, BMV2 at HD and 4K, end to end and network-only" 60 \
+  $PY benchmarks/bench_video.py gpu --seconds 1
+# --- end of the video phase -------------------------------------------------------------------------
 phase "test suite with DEVICE=cuda (end to end, the chain, the engine, parity)" 150 \
   $PY -m pytest -q -x -p no:cacheprovider tests/worker tests/test_engine.py tests/test_handler_chain.py tests/parity
 say "total $(( $(date +%s) - START )) s"

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 from imaging.knobs import Knob
+from imaging.video import VIDEO_FORMATS
 
 # What a task writes, which decides the output knobs it takes (a task's descriptor, pipeline/, names its
 # kind): a cut-out (colour and alpha), an alpha matte alone (grey), or a whole image (restored, enlarged).
@@ -144,6 +145,14 @@ class OutputOptions:
     size: str = _knob("full", "largest output: full (the image's own size), preview (0.25 MP), medium (1.5 MP), "
                       "hd (4 MP); scaled down keeping the aspect ratio, antialiased; never enlarged",
                       _MATTE, choices=tuple(SIZE_PIXELS))
+    video_format: str = _knob("webm", "video inputs: webm (VP9 with alpha), mov (ProRes 4444 with alpha, for "
+                              "editors), mp4 (H.264, no transparency: a cut-out needs an opaque bg_color); the mask "
+                              "task writes its matte as a grey video in any of them", _MATTE,
+                              choices=VIDEO_FORMATS)
+    smoothing: float = _knob(0.0, "video inputs: temporal smoothing of the matte, 0 (off) to 0.9: where a pixel's "
+                             "luma changed by less than 4/255 since the previous frame, alpha = smoothing * previous + "
+                             "(1 - smoothing) * new; moving pixels keep their new alpha, so edges do not trail "
+                             "(applied before threshold, grow and feather)", _MATTE, bounds=(0, 0.9))
     frames: str = _knob("all", "animated inputs (GIF, WebP, APNG): all = every frame, written as an animation "
                         "in png (APNG), webp or gif; first = the first frame only, as a still", _MATTE,
                         choices=("all", "first"))
@@ -171,6 +180,9 @@ class OutputOptions:
         if kind == "cutout" and self.format == "jpg" and self.channels == "rgba" and not opaque:
             raise ValueError("format: 'jpg' has no transparency; set an opaque bg_color (#RRGGBB), "
                              "or use png or webp")
+        if kind == "cutout" and self.video_format == "mp4" and self.channels == "rgba" and not opaque:
+            raise ValueError("video_format: 'mp4' has no transparency; set an opaque bg_color (#RRGGBB), "
+                             "or use webm or mov")
 
     @classmethod
     def applies_to(cls, kind: OutputKind) -> frozenset[str]:

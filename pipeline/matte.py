@@ -7,13 +7,15 @@ from typing import Any
 import torch
 
 from imaging.confidence import MatteConfidence, matte_confidence
+from imaging.decode import DecodedImage, as_tensor
 from imaging.knobs import Knob, check_plain_key
 from imaging.matte_ops import apply_matte_knobs
 from imaging.options import OutputOptions
 from imaging.output import output_frames
+from imaging.temporal import MatteSmoother
 from models.bmv2 import REFINE_MODES
-from pipeline.matting.background import PRESETS, DeviceMatte, MatteParams
-from pipeline.task import BG_COLOR, TaskSpec
+from pipeline.matting.background import PRESETS, DeviceMatte, MatteParams, device_matte
+from pipeline.task import BG_COLOR, Control, TaskSpec
 
 _DEFAULTS = MatteParams()
 
@@ -61,3 +63,18 @@ def finish(result: DeviceMatte, output: OutputOptions, bg_color: str | None) -> 
     confidence = matte_confidence(alpha[None])
     alpha = apply_matte_knobs(alpha, output)
     return output_frames([result.rgba[:3]], [alpha], output, bg_color)[0], confidence
+
+
+def clip_pixels(model: torch.nn.Module, frames: list[DecodedImage], plate: DecodedImage, params: MatteParams,
+                output: OutputOptions, bg_color: str | None, smoother: MatteSmoother | None,
+                control: Control) -> list[torch.Tensor]:
+    """Consecutive frames of a video against the one plate, each as a still (device_matte, then a
+    video's temporal smoothing of its alpha, then finish), in order."""
+    pixels = []
+    for frame in frames:
+        control.check()
+        result = device_matte(model, frame.rgb, plate.rgb, params)
+        if smoother is not None:
+            result.rgba[3] = smoother(result.rgba[3], as_tensor(frame.rgb, result.rgba.device))
+        pixels.append(finish(result, output, bg_color)[0])
+    return pixels

@@ -16,6 +16,7 @@ from imaging.knobs import Knob
 from imaging.matte_ops import Box, apply_matte_knobs
 from imaging.options import OutputOptions
 from imaging.output import output_box, output_frame
+from imaging.temporal import MatteSmoother
 from models.spec import ModelSpec
 from pipeline.carvekit.chain import Networks, post_process
 from pipeline.carvekit.params import CARVEKIT, JOB_KNOBS, POSTS, PRES, ChainParams, default_of
@@ -72,10 +73,12 @@ def restore_frames(frames: list[DecodedImage], networks: NetworkByName, device: 
 
 
 def full_alphas(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams, networks: Networks,
-                output: OutputOptions, control: Control) -> tuple[torch.Tensor, Box | None, dict]:
+                output: OutputOptions, control: Control,
+                smoother: MatteSmoother | None = None) -> tuple[torch.Tensor, Box | None, dict]:
     """The first pass, on the device: every frame's full-size alpha [N,H,W] uint8 (carvekit's
-    refinement, then the job's matte knobs), the confidence (of the model's matte) and the crop box,
-    which need every frame. One byte per pixel is all that is kept of an animation's frames here."""
+    refinement, a video's temporal smoothing, then the job's matte knobs), the confidence (of the
+    model's matte) and the crop box, which need every frame. One byte per pixel is all that is kept of
+    an animation's frames here."""
     width, height = frames[0].size
     alphas = torch.empty((len(frames), height, width), dtype=torch.uint8, device=mattes[0].device)
     if plan.post != "none":
@@ -84,6 +87,8 @@ def full_alphas(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: Ch
         control.check()
         rgb = as_tensor(frame.rgb, alphas.device)
         alphas[index] = keep_own_alpha(post_process(networks, rgb, full_size_alpha(matte, frame), plan), frame)
+        if smoother is not None:
+            alphas[index] = smoother(alphas[index], rgb)
     figures = matte_confidence(alphas).as_dict()
     for index in range(len(alphas)):
         alphas[index] = apply_matte_knobs(alphas[index], output)
@@ -108,3 +113,15 @@ def still_pixels(frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainPar
     """Both passes for a still."""
     alphas, box, figures = full_alphas([frame], mattes, plan, networks, output, control)
     return frame_pixels(frame, alphas[0], box, method, output, bg_color, control), figures
+
+
+def clip_pixels(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams, method: str,
+                networks: Networks, output: OutputOptions, bg_color: str | None, smoother: MatteSmoother | None,
+                control: Control) -> list[torch.Tensor]:
+    """Both passes for consecutive frames of a video, each frame as a still (a clip has no crop box),
+    in order: the smoother carries the previous frame's matte."""
+    pixels = []
+    for frame, matte in zip(frames, mattes, strict=True):
+        alphas, _, _ = full_alphas([frame], [matte], plan, networks, output, control, smoother)
+        pixels.append(frame_pixels(frame, alphas[0], None, method, output, bg_color, control))
+    return pixels

@@ -48,6 +48,22 @@ def test_local_mode_writes_the_cutout(s3_server, bucket):
     assert png_filter_types(png) == {4}  # our compact writer's Paeth rows (Pillow's choice varies per row)
 
 
+def test_local_mode_turns_a_clip_in_s3_into_an_alpha_video(s3_server, bucket, tmp_path):
+    from tests.clips import read_back, write_clip
+
+    name, client = bucket
+    clip = write_clip(tmp_path / "clip.mp4", frames=4)
+    client.put_object(Bucket=name, Key="ogs/clip", Body=clip.read_bytes())
+    done = run_local(worker_env(s3_server, name), {"id": "clip", "model": "u2netp", "video_format": "mov"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert keys_under(client, name, "img/") == ["img/clip/trans.mov"]
+    head = client.head_object(Bucket=name, Key="img/clip/trans.mov")
+    assert head["ContentType"] == "video/quicktime"
+    (tmp_path / "out.mov").write_bytes(client.get_object(Bucket=name, Key="img/clip/trans.mov")["Body"].read())
+    back = read_back(tmp_path / "out.mov")
+    assert len(back["frames"]) == 4 and back["pixel_formats"] == {"yuva444p12le"} and back["audio"] == "aac"
+
+
 def test_local_mode_failure_exits_1_and_writes_nothing(s3_server, bucket):
     name, client = bucket
     done = run_local(worker_env(s3_server, name), {"id": "nothing-here", "model": "u2netp"})

@@ -69,6 +69,12 @@ class Settings:
     max_frames: int = _setting(300, "MAX_FRAMES", "frames of an animated input", "int")
     max_total_pixels: int = _setting(200_000_000, "MAX_TOTAL_PIXELS", "all frames of an animated input "
                                      "together", "int")
+    max_video_bytes: int = _setting(1024 * 2**20, "MAX_VIDEO_BYTES", "a video input's size, from S3's metadata "
+                                    "(MAX_INPUT_BYTES stays the images' limit); streamed to a temporary file", "int")
+    max_video_pixels: int = _setting(3840 * 2160, "MAX_VIDEO_PIXELS", "a video frame's pixels, from the header, "
+                                     "and again on every decoded frame", "int")
+    max_video_seconds: float = _setting(300.0, "MAX_VIDEO_SECONDS", "a video's duration, from the header, and "
+                                        "again while decoding (also: at most 240 frames a second of it)", "float")
     max_job_input_bytes: int = _setting(64 * 2**10, "MAX_JOB_INPUT_BYTES", "the job's JSON input", "int")
     job_timeout_s: float = _setting(600.0, "JOB_TIMEOUT_S", "a job's wall time; past it the job answers an "
                                     "error and writes nothing", "float")

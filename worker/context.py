@@ -13,6 +13,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from runpod.serverless.modules.rp_logger import RunPodLogger
@@ -165,6 +166,12 @@ class JobRun:
         self.check()
         self.committing = True
         await self.io("put", self.services.storage.put, key, data, content_type)
+
+    async def commit_file(self, key: str, path: Path, content_type: str) -> None:
+        """commit() for an output written to a file (a video): one managed upload (storage.put_file)."""
+        self.check()
+        self.committing = True
+        await self.io("put", self.services.storage.put_file, key, path, content_type)
 
     def timeout_message(self) -> str:
         return (f"job timed out: it ran past JOB_TIMEOUT_S = {self.services.settings.job_timeout_s:g} s; "

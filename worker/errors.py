@@ -11,6 +11,7 @@ import torch
 
 from imaging.decode import ImageTooLarge, UndecodableImage
 from imaging.errors import CallerValueError
+from imaging.video import UndecodableVideo, VideoTooLarge
 from models.registry import CheckpointMismatch, WeightsNotFound
 from models.spec import SizeOutOfRange
 from pipeline.matting.background import PlateSizeMismatch
@@ -52,7 +53,7 @@ class JobTimeout(JobError):
 
 # Exceptions raised below the service whose messages are written for the caller too.
 CALLER_ERRORS = (JobError, CallerValueError, WeightsNotFound, UndecodableImage, ImageTooLarge, WorkTooLarge,
-                 SizeOutOfRange, PlateSizeMismatch)
+                 SizeOutOfRange, PlateSizeMismatch, UndecodableVideo, VideoTooLarge)
 
 
 @dataclass(frozen=True)

@@ -101,13 +101,19 @@ class GatedBucket(LocalStorage):
         assert self.gate.wait(timeout=120), "the test never opened the gate"
         return True
 
-    def get(self, key, max_bytes=None):
+    def _read(self, read, key, *args):
         held = self._hold("get", key)
         try:
-            return super().get(key, max_bytes)
+            return read(key, *args)
         finally:
             if held:
                 self.returned.set()
+
+    def get(self, key, max_bytes=None):
+        return self._read(super().get, key, max_bytes)
+
+    def get_input(self, key, limits):
+        return self._read(super().get_input, key, limits)
 
     def put(self, key, data, content_type):
         self.puts.append(key)
@@ -193,12 +199,19 @@ class StalledReadBucket(LocalStorage):
         super().__init__(root)
         self.gate, self.other_read = threading.Event(), threading.Event()
 
-    def get(self, key, max_bytes=None):
+    def _wait(self, key):
         if key == "ogs/a":
             assert self.gate.wait(60)
         else:
             self.other_read.set()
+
+    def get(self, key, max_bytes=None):
+        self._wait(key)
         return super().get(key, max_bytes)
+
+    def get_input(self, key, limits):
+        self._wait(key)
+        return super().get_input(key, limits)
 
 
 def test_a_timed_out_job_holds_its_slot_until_its_running_stage_returns_and_starts_no_other(bucket):

@@ -3,6 +3,7 @@ fetching an input, writing the output."""
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -17,6 +18,7 @@ from pipeline.task import NetworkByName
 from worker.cache import resolve_dtype
 from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge
+from worker.storage import InputLimits
 
 def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
     """The registered network `name` if it serves `role`, else the caller's error listing those that do."""
@@ -48,6 +50,11 @@ def networks_of(run: JobRun) -> NetworkByName:
 async def fetch(run: JobRun, key: str) -> bytes:
     settings = run.services.settings
     return await run.io("get", run.services.storage.get, key, settings.max_input_bytes)
+
+
+async def fetch_input(run: JobRun, key: str) -> bytes | Path:
+    """An input's bytes, or a temporary file when it is a video (delete it: video.deleted_after)."""
+    return await run.io("get", run.services.storage.get_input, key, InputLimits.of(run.services.settings))
 
 
 async def fetch_image(run: JobRun, key: str) -> DecodedImage:

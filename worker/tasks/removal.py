@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,8 +22,15 @@ from imaging.output import output_size, to_host
 from models import registry
 from models.spec import ModelSpec
 from pipeline.carvekit.chain import check_plan, manual_plan, plan_networks, plans, post_networks
-from pipeline.carvekit.params import CARVEKIT
-from pipeline.removal import foreground_method, frame_pixels, full_alphas, restore_frames, still_pixels
+from pipeline.carvekit.params import CARVEKIT, ChainParams
+from pipeline.removal import (
+    clip_pixels,
+    foreground_method,
+    frame_pixels,
+    full_alphas,
+    restore_frames,
+    still_pixels,
+)
 from pipeline.restore import FACE_NETWORKS
 from pipeline.segmentation.segment import predict_mattes, segmentation_input_size
 from worker.cache import resolve_dtype
@@ -30,7 +38,8 @@ from worker.context import JobRun, Services
 from worker.device import synchronize
 from worker.errors import InvalidInput
 from worker.schema import Options
-from worker.tasks.common import answer, fetch, networks_of, require_weights, write
+from worker.tasks import video
+from worker.tasks.common import answer, fetch_input, networks_of, require_weights, write
 
 
 def resolve_network(name: str, weights_dir) -> ModelSpec:
@@ -85,9 +94,13 @@ def _decode_on_host(run: JobRun, data: bytes) -> DecodedAnimation:
     return decode_animation(data, settings.max_image_pixels, limits, first_frame_only=first_only)
 
 
-async def _decode(run: JobRun, data: bytes) -> DecodedAnimation:
+async def _decode(run: JobRun, data: bytes | Path) -> DecodedAnimation:
     """On CUDA (GPU_JPEG), a JPEG is decoded by nvJPEG as the lane's host-to-device step (device work
-    belongs to the lane); anything else, or a JPEG that nvJPEG declines, on an I/O thread."""
+    belongs to the lane); anything else, or a JPEG that nvJPEG declines, on an I/O thread; a clip's
+    first frame as a still (`frames: "first"`)."""
+    if isinstance(data, Path):
+        first = await run.io("decode", video.first_frame, data, video.limits(run))
+        return DecodedAnimation([first], [0], 0, video.SOURCE_FORMAT)
     settings, device = run.services.settings, run.services.device.device
     if device.type == "cuda" and settings.gpu_jpeg:
         image = await run.on_device("decode", decode_jpeg_on, data, settings.max_image_pixels, device)
@@ -120,8 +133,14 @@ async def run(run: JobRun) -> dict:
         segmentation_input_size(spec, plan.seg_mask_size)
         check_plan(plan)
         require_weights(run, *_networks(options, spec))
-        data = await fetch(run, f"ogs/{job.id}")
-        animation = await _decode(run, data)
+        data = await fetch_input(run, f"ogs/{job.id}")
+        if isinstance(data, Path) and options.output.frames == "all":
+            lane.arrived()
+            arrived = True
+            with video.deleted_after(data):
+                return await _clip(run, data, plan, spec, dtype)
+        with video.deleted_after(data):
+            animation = await _decode(run, data)
         del data
         frames = animation.frames
         if options.restore_faces:
@@ -164,6 +183,32 @@ async def run(run: JobRun) -> dict:
     return answer(run, out_key, out_w, out_h, spec.name,
                   **({"post": plan.post} if plan.post != "none" else {}),
                   **({"scene": plan.scene} if plan.scene else {}), **figures, **extra)
+
+
+async def _clip(run: JobRun, path: Path, plan: ChainParams, spec: ModelSpec, dtype: torch.dtype) -> dict:
+    """A video input: every frame through the same batched forward (on the lane, with other jobs'
+    images) and the same device programs as a still, streamed into one video (worker/tasks/video.py)."""
+    services, options = run.services, run.job.options
+    info = await video.open_clip(run, path)
+    if options.pre != "none":  # one plan, from the first frame, for every frame
+        first = await run.io("decode", video.first_frame, path, video.limits(run))
+        plan = (await run.on_device("pre", plans, services.models, [first.rgb], options.pre, options.model,
+                                    options.chain_knobs()))[0]
+        spec = resolve_network(plan.net, services.settings.weights_dir)
+        del first
+    key = (spec.name, dtype, segmentation_input_size(spec, plan.seg_mask_size))
+    segment = _segment_batch(services, spec, dtype, plan.seg_mask_size)
+    method = foreground_method(options.foreground, plan, spec)
+    smoother = video.smoother(run)
+
+    async def work(frames: list[DecodedImage]) -> list[torch.Tensor]:
+        mattes = await asyncio.gather(*(services.lane.batched(key, _Segmentation(run, f.rgb), segment)
+                                        for f in frames))
+        return await run.on_device("postprocess", clip_pixels, frames, mattes, plan, method, services.models,
+                                   options.output, options.bg_color, smoother, run)
+
+    return await video.stream(run, path, info, work, spec.name,
+                              **({"post": plan.post} if plan.post != "none" else {}))
 
 
 def _streamed_pixels(run: JobRun, loop: asyncio.AbstractEventLoop, frames: list[DecodedImage],
