@@ -320,6 +320,7 @@ class VideoWriter:
         self.nvenc = hardware and fmt == "mp4" and nvenc_available()
         self.output = av.open(str(path), "w", format=fmt)
         self.stream = None
+        self.size: tuple[int, int] | None = None  # (width, height) of the written frames, padding included
         self.audio = _AudioPass(audio_from, self.output, fmt) if audio_from is not None else None
 
     def _start(self, pixels: np.ndarray) -> None:
@@ -329,6 +330,7 @@ class VideoWriter:
         if pixels.ndim == 2:
             pixel_format = GREY_PIXEL_FORMAT[self.fmt]
         height, width = pixels.shape[:2]
+        self.size = (width, height)
         self.stream = self.output.add_stream(codec, rate=self.rate, options=dict(options))
         self.stream.width, self.stream.height, self.stream.pix_fmt = width, height, pixel_format
         self.stream.codec_context.time_base = self.time_base

@@ -105,7 +105,7 @@ class _Alive:
 @dataclass
 class _Written:
     frames: int = 0
-    size: tuple[int, int] = (0, 0)  # (width, height) of the output frames
+    size: tuple[int, int] = (0, 0)  # (width, height) of the written frames
     first_pts: int | None = None
     last_pts: int = 0
 
@@ -153,8 +153,8 @@ class _Stream:
             pixels, pts = item
             if self.writer is None:
                 self.writer = await self.run.io("encode", self._open_writer)
-                self.written.size = (pixels.shape[1], pixels.shape[0])
             await self.run.io("encode", self._write, pixels, pts)
+            self.written.size = self.writer.size  # the file's: an odd size padded for H.264 included
             del pixels, item
             self.alive.remove()
             self._wrote(pts)
