@@ -10,6 +10,7 @@ import torch
 
 from imaging.decode import DecodedImage, as_tensor
 from imaging.knobs import Knob
+from imaging.resample import cv2_resize_lanczos4
 from models import registry
 from pipeline.restoration.restore import RestoreParams, RestoreResult, restore
 from pipeline.restoration.upscale import UpscaleParams, upscale
@@ -94,3 +95,14 @@ def restore_faces(frame: DecodedImage, networks: NetworkByName, device: torch.de
     result = restore_image(as_tensor(frame.rgb, device), networks, RESTORER, RestoreParams(upscale=1.0), control)
     rgb = np.ascontiguousarray(result.image.permute(1, 2, 0).cpu().numpy())
     return DecodedImage(rgb, frame.alpha, frame.source_format), result.faces_found
+
+
+def restored_pixels(result: torch.Tensor, alpha: np.ndarray | None, fmt: str) -> np.ndarray:
+    """The host stage after `restore_image` (an I/O thread's): the result's one device-to-host copy, as
+    HxWx3 RGB, or HxWx4 with the image's own alpha enlarged as the background is (Lanczos-4); a jpg has
+    no transparency, so there the alpha is dropped."""
+    pixels = result.permute(1, 2, 0).cpu().numpy()
+    if alpha is None or fmt == "jpg":
+        return np.ascontiguousarray(pixels)
+    big = cv2_resize_lanczos4(torch.from_numpy(alpha), tuple(result.shape[-2:])).numpy()
+    return np.dstack([pixels, big])

@@ -5,6 +5,9 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from imaging.decode import DecodedImage
 from imaging.knobs import Knob
 from pipeline.restoration.upscale import ALPHA_UPSAMPLERS, UpscaleParams
 from pipeline.task import TaskSpec
@@ -64,3 +67,11 @@ def fitting_tile(height: int, width: int, net_scale: int, params: UpscaleParams,
         return params
     side = int(math.sqrt(budget / per_pixel)) - 2 * params.tile_pad
     return replace(params, tile=max(AUTO_TILE_STEP, side // AUTO_TILE_STEP * AUTO_TILE_STEP))
+
+
+def upscale_input(image: DecodedImage, fmt: str) -> np.ndarray:
+    """The host stage before the forwards: HxWx3 RGB, or HxWx4 RGBA where the image has an alpha and
+    the format keeps it (a jpg has no transparency)."""
+    if image.alpha is None or fmt == "jpg":
+        return image.rgb
+    return np.dstack([image.rgb, image.alpha])

@@ -2,14 +2,10 @@
 image's own alpha enlarged off the loop, encode, write."""
 from __future__ import annotations
 
-import numpy as np
-import torch
-
 from imaging.decode import decode
 from imaging.encode import encode_image
-from imaging.resample import cv2_resize_lanczos4
 from models import registry
-from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER, RESTORE, RestoreJob, restore_image
+from pipeline.restore import BG_UPSAMPLER, DETECTOR, PARSER, RESTORE, RestoreJob, restore_image, restored_pixels
 from worker.context import JobRun
 from worker.tasks.common import (
     answer,
@@ -24,16 +20,6 @@ from worker.tasks.common import (
 )
 
 
-def _with_alpha(result: torch.Tensor, alpha: np.ndarray | None, fmt: str) -> np.ndarray:
-    """HxWx3 RGB, or HxWx4 with the image's own alpha enlarged as the background is (Lanczos-4);
-    a jpg has no transparency, so there the alpha is dropped."""
-    pixels = result.permute(1, 2, 0).cpu().numpy()
-    if alpha is None or fmt == "jpg":
-        return np.ascontiguousarray(pixels)
-    big = cv2_resize_lanczos4(torch.from_numpy(alpha), tuple(result.shape[-2:])).numpy()
-    return np.dstack([pixels, big])
-
-
 async def run(run: JobRun) -> dict:
     options = run.job.options
     job: RestoreJob = options.task_params
@@ -46,7 +32,7 @@ async def run(run: JobRun) -> dict:
     result = await run.on_device("restore", lambda: restore_image(
         rgb_tensor(image, run.services.device.device), networks_of(run), spec.name, job.params, run,
         job.bg_upsampler, job.noise_seed))
-    pixels = await run.io("to_host", _with_alpha, result.image, image.alpha, options.output.format)
+    pixels = await run.io("to_host", restored_pixels, result.image, image.alpha, options.output.format)
     encoded = await run.io("encode", encode_image, pixels, restoration_output(options.output),
                            run.services.settings.png)
     key = await write(run, encoded)

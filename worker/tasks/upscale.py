@@ -1,13 +1,12 @@
-"""The `upscale` task: Real-ESRGAN x4 (x2 where asked), tiles moved to the device one at a time."""
+"""The `upscale` task's service: fetch, decode, the forwards on the lane, quantise and resize on an I/O thread,
+encode, write (pipeline/upscale.py: the descriptor, the tile that fits, the input)."""
 from __future__ import annotations
-
-import numpy as np
 
 from imaging.decode import decode
 from imaging.encode import encode_image
 from imaging.tensors import free_bytes
 from pipeline.restoration.upscale import check_tiling, finish_upscale, output_size, upscale_forwards
-from pipeline.upscale import UPSCALE, UpscaleJob, fitting_tile
+from pipeline.upscale import UPSCALE, UpscaleJob, fitting_tile, upscale_input
 from worker.context import JobRun
 from worker.tasks.common import (
     answer,
@@ -19,10 +18,6 @@ from worker.tasks.common import (
     restoration_output,
     write,
 )
-
-
-def _pixels(image) -> np.ndarray:
-    return image.rgb if image.alpha is None else np.dstack([image.rgb, image.alpha])
 
 
 async def run(run: JobRun) -> dict:
@@ -40,9 +35,7 @@ async def run(run: JobRun) -> dict:
     if params.tile != job.params.tile:
         run.info(f"tile 0 would not fit in device memory: tiles of {params.tile}")
     model = await run.on_device("load_model", resident_network, run, spec)
-    pixels = await run.io("pixels", _pixels, image)
-    if options.output.format == "jpg":
-        pixels = image.rgb  # a jpg has no transparency
+    pixels = await run.io("pixels", upscale_input, image, options.output.format)
     forwards = await run.on_device("upscale", upscale_forwards, model, pixels, net_scale, params,
                                    lambda done, total: run.progress(f"forward {done}/{total}"), run.check)
     out = await run.io("finish", finish_upscale, forwards)  # quantise and resize: host work, off the lane
