@@ -118,10 +118,8 @@ def still_pixels(frame: DecodedImage, mattes: list[torch.Tensor], plan: ChainPar
 def clip_pixels(frames: list[DecodedImage], mattes: list[torch.Tensor], plan: ChainParams, method: str,
                 networks: Networks, output: OutputOptions, bg_color: str | None, smoother: MatteSmoother | None,
                 control: Control) -> list[torch.Tensor]:
-    """Both passes for consecutive frames of a video, each frame as a still (a clip has no crop box),
-    in order: the smoother carries the previous frame's matte."""
-    pixels = []
-    for frame, matte in zip(frames, mattes, strict=True):
-        alphas, _, _ = full_alphas([frame], [matte], plan, networks, output, control, smoother)
-        pixels.append(frame_pixels(frame, alphas[0], None, method, output, bg_color, control))
-    return pixels
+    """Both passes for consecutive frames of a video (a clip has no crop box): the first over the whole
+    batch, in order, so that the smoother carries each frame's matte to the next; then each frame's pixels."""
+    alphas, _, _ = full_alphas(frames, mattes, plan, networks, output, control, smoother)
+    return [frame_pixels(frame, alpha, None, method, output, bg_color, control)
+            for frame, alpha in zip(frames, alphas, strict=True)]

@@ -20,6 +20,7 @@ from worker.context import JobRun
 from worker.errors import InvalidInput, OutputTooLarge
 from worker.storage import InputLimits
 
+
 def network_for(name: str, role: Role, key: str = "model") -> ModelSpec:
     """The registered network `name` if it serves `role`, else the caller's error listing those that do."""
     allowed = registry.names(role)
@@ -86,9 +87,14 @@ def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
     return as_tensor(image.rgb, device)
 
 
+def output_key(run: JobRun, extension: str) -> str:
+    """Where the job's output goes: img/<id>/<task's output name>.<extension>."""
+    return f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{extension}"
+
+
 async def write(run: JobRun, encoded: Encoded) -> str:
-    """The output at img/<id>/<task's name>.<format's extension>, in one PUT; its key."""
-    key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{encoded.extension}"
+    """The output at output_key, in one PUT; its key."""
+    key = output_key(run, encoded.extension)
     await run.commit(key, encoded.data, encoded.content_type)
     run.info(f"wrote {key} ({len(encoded.data)} bytes) {run.timings}")
     return key

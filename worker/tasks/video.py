@@ -36,8 +36,7 @@ from imaging.output import to_host
 from imaging.temporal import MatteSmoother
 from imaging.video import CONTENT_TYPES, VideoFrame, VideoInfo, VideoLimits, VideoWriter, decode, probe
 from worker.context import JobRun
-from pipeline import TASKS
-from worker.tasks.common import answer
+from worker.tasks.common import answer, output_key
 
 QUEUE_DEPTH = 4  # frames waiting between two stages
 PROGRESS_EVERY_S = 3.0
@@ -171,7 +170,7 @@ class _Stream:
 
     def _open_writer(self) -> VideoWriter:
         options = self.run.job.options
-        bg_color = getattr(options, "bg_color", None)
+        bg_color = options.bg_color
         pad = parse_color(bg_color)[:3] if bg_color and options.output.channels == "rgba" else 0
         return VideoWriter(self.out_path, options.output.video_format, self.info.time_base, self.info.rate,
                            audio_from=self.path, pad_value=pad, hardware=self.hardware)
@@ -219,7 +218,7 @@ async def stream(run: JobRun, path: Path, info: VideoInfo, work: FrameWork, mode
         out_path = folder / f"out.{fmt}"
         clip = _Stream(run, path, info, work, out_path)
         await clip.run_stages()
-        key = f"img/{run.job.id}/{TASKS[run.job.options.task].output_name}.{fmt}"
+        key = output_key(run, fmt)
         await run.commit_file(key, out_path, CONTENT_TYPES[fmt])
         run.info(f"wrote {key} ({out_path.stat().st_size} bytes) {run.timings}")
     finally:
