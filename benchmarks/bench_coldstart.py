@@ -64,8 +64,9 @@ def main() -> None:
     sys.path.insert(0, str(REPO))
     import parity
 
-    bucket = Path(tempfile.mkdtemp())
-    (bucket / "ogs").mkdir()
+    scratch = tempfile.TemporaryDirectory()  # bucket and weights, removed as the script ends
+    bucket = Path(scratch.name) / "bucket"
+    (bucket / "ogs").mkdir(parents=True)
     shutil.copy(SHARED / "data" / "rembg" / "car-1.jpg", bucket / "ogs" / "car")
     env = {**os.environ, "LOCAL_BUCKET_DIR": str(bucket), "WEIGHTS_DIR": str(SHARED / "weights"),
            "HF_HUB_OFFLINE": "1", "DEVICE": args.device, "PYTHONPATH": str(REPO)}
@@ -76,7 +77,7 @@ def main() -> None:
         times = [timed_run(handler + [json.dumps({"input": job})], env, bucket)[0] for _ in range(args.rounds)]
         print(f"| {label} | {statistics.median(times):.2f} |", flush=True)
 
-    weights = Path(tempfile.mkdtemp())
+    weights = Path(scratch.name) / "weights"
     parity.install_oracle_weights([args.model], weights)
     print(f"\n{args.model} import-to-resident on {args.device}\n| loader | import s | load s | total s |\n|---|---|---|---|")
     for label, plain in (("registry.load (meta device, assign)", False), ("build + load_state_dict copy", True)):

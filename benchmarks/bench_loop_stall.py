@@ -99,7 +99,10 @@ def main() -> None:
     parser.add_argument("--no-jobs", action="store_true", help="the probe alone: the machine's own lateness")
     args = parser.parse_args()
 
-    root, weights = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory()  # bucket and weights (stand-ins of ~600 MB), removed as the script ends
+    root, weights = Path(scratch.name) / "bucket", Path(scratch.name) / "weights"
+    root.mkdir()
+    weights.mkdir()
     fill_bucket(root, args.megapixels, args.upscale_megapixels)
     for real in (SHARED / "weights").glob("*.pth"):  # the shared Real-ESRGAN files are its fp16 copies
         (weights / real.name.replace("-fp16", "")).symlink_to(real)

@@ -160,7 +160,8 @@ def main() -> None:
 
     server, client = start_s3()
     try:
-        weights = Path(tempfile.mkdtemp()) if args.oracle else SHARED / "weights"
+        scratch = tempfile.TemporaryDirectory()  # the stand-in weights, removed as the script ends
+        weights = Path(scratch.name) if args.oracle else SHARED / "weights"
         if args.oracle:
             import parity
 

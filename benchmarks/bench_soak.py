@@ -56,7 +56,8 @@ def main() -> None:
     parser.add_argument("--model", default="u2netp")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
-    bucket = Path(tempfile.mkdtemp())
+    scratch = tempfile.TemporaryDirectory()  # removed as the script ends
+    bucket = Path(scratch.name)
     (bucket / "ogs").mkdir()
     photo = Image.open(SHARED / "data" / "rembg" / "car-1.jpg").convert("RGB").resize((320, 240))
     out = io.BytesIO()

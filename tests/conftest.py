@@ -145,6 +145,31 @@ def link_real_weights(folder: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def install_stand_ins(tmp_path_factory):
+    """install(names, folder): the oracle's stand-in checkpoint of each registry name linked into `folder`
+    under the file name the registry looks for. Each is written once per run (GFPGAN's is 349 MB and
+    six modules want it), so the suite's disk stays a few GB on CI's shared disk."""
+    import parity
+    from models import registry
+
+    store = tmp_path_factory.mktemp("stand-ins")
+
+    def install(names: list[str], folder: Path) -> Path:
+        for name in names:
+            filename = registry.get_spec(name).weights.filename
+            home = store / name.replace("/", "--")
+            source = home / filename
+            if not source.exists():
+                parity.install_oracle_weights([name], home)
+            target = folder / filename
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(source)
+        return folder
+
+    return install
+
+
 def free_port() -> int:
     import socket
 

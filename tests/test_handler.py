@@ -256,18 +256,17 @@ def test_forwarder_posts_to_the_endpoint(api, monkeypatch):
 
 
 @pytest.mark.slow
-def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path):
+def test_rmbg_default_model_on_oracle_checkpoint(s3_server, bucket, tmp_path, install_stand_ins):
     """The default model end to end: the oracle's RMBG-2.0 stand-in saved as model.safetensors."""
     import torch
 
-    import parity
     import torch.nn.functional as F
 
     from models import registry
 
     name, client = bucket
     spec = registry.get_spec("briaai/RMBG-2.0")
-    parity.install_oracle_weights([spec.name], tmp_path)
+    install_stand_ins([spec.name], tmp_path)
     photo = Image.open(CAR).convert("RGB").resize((240, 180))
     client.put_object(Bucket=name, Key="ogs/rmbg", Body=photo_bytes(photo, "PNG"))
     done = run_local(worker_env(s3_server, name, WEIGHTS_DIR=str(tmp_path)), {"id": "rmbg"})

@@ -65,12 +65,12 @@ def car_detector(folder) -> None:
 
 
 @pytest.fixture(scope="module")
-def chain_api(s3_server, tmp_path_factory):
+def chain_api(s3_server, tmp_path_factory, install_stand_ins):
     import boto3
 
     tmp = tmp_path_factory.mktemp("chain")
     weights = tmp / "weights"
-    parity.install_oracle_weights(CHAIN_NETWORKS, weights)
+    install_stand_ins(CHAIN_NETWORKS, weights)
     scene_classifier(weights, tmp)
     car_detector(weights)
     bucket_name = f"chain-{free_port()}"

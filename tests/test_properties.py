@@ -28,7 +28,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import parity
 from imaging.knobs import Knob
 from pipeline import TASKS
 from tests.conftest import CAR, DEVICE, link_real_weights
@@ -86,9 +85,8 @@ IMAGES = _images()
 
 
 @pytest.fixture(scope="module")
-def worker(tmp_path_factory) -> tuple[Worker, Path]:
-    weights = link_real_weights(tmp_path_factory.mktemp("weights"))
-    parity.install_oracle_weights(STAND_INS, weights)
+def worker(tmp_path_factory, install_stand_ins) -> tuple[Worker, Path]:
+    weights = install_stand_ins(STAND_INS, link_real_weights(tmp_path_factory.mktemp("weights")))
     bucket = tmp_path_factory.mktemp("bucket")
     for prefix in ("ogs", "bgr"):  # each image is its own (matching) background plate
         (bucket / prefix).mkdir()

@@ -11,7 +11,6 @@ import pytest
 import torch
 from PIL import Image
 
-import parity
 from imaging.animation import decode_animation
 from imaging.options import OUTPUT_KNOBS
 from imaging.resample import cv2_resize_lanczos4
@@ -33,11 +32,9 @@ BGM = SHARED / "data" / "bgm"
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
+def weights(tmp_path_factory, install_stand_ins):
     """The real weights of ../shared/weights beside the oracle's stand-ins for the face and matting networks."""
-    folder = link_real_weights(tmp_path_factory.mktemp("weights"))
-    parity.install_oracle_weights(STAND_INS, folder)
-    return folder
+    return install_stand_ins(STAND_INS, link_real_weights(tmp_path_factory.mktemp("weights")))
 
 
 @pytest.fixture(scope="module")

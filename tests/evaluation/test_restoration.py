@@ -14,7 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-import parity
 from evaluation import fidelity
 from evaluation import restoration as ev
 from imaging.resample import matlab_resize
@@ -117,12 +116,12 @@ def test_upscale_command_with_the_real_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_restore_command_counts_faces(tmp_path):
+def test_restore_command_counts_faces(tmp_path, install_stand_ins):
     images = tmp_path / "originals"
     images.mkdir()
     Image.open(PHOTO).convert("RGB").crop((0, 0, 64, 64)).save(images / "face.png")
     weights = tmp_path / "weights"
-    parity.install_oracle_weights(["retinaface-resnet50", "gfpgan-v1.4", "parsenet"], weights)
+    install_stand_ins(["retinaface-resnet50", "gfpgan-v1.4", "parsenet"], weights)
     done = run_command("--task", "restore", "--images", str(images), "--weights-dir", str(weights),
                        "--device", DEVICE, "--precision", "float32", "--out", str(tmp_path / "out"), "--no-warmup")
     assert done.returncode == 0, done.stderr

@@ -10,6 +10,7 @@ cores. (Algorithm folders are checked by the tests of the room that holds the al
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -141,7 +142,8 @@ def published(tmp_path_factory):
         os.symlink(source, target)
         return root / "entries" / checkpoint
 
-    return folder_for
+    yield folder_for
+    shutil.rmtree(root)  # 1.9 GB: gone before the next module writes its own
 
 
 @pytest.mark.parametrize("checkpoint,oracle_name", by_size(SAME_NETWORK))

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import parity
 from tests.conftest import DEVICE, SHARED
 from worker.config import Settings
 from worker.jobs import Worker
@@ -179,10 +178,10 @@ def test_an_error_quotes_only_a_short_prefix_of_a_callers_value(bucket):
 
 
 @pytest.mark.slow
-def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucket, tmp_path):
+def test_carvekit_chain_keeps_its_networks_resident_with_the_default_cache(bucket, tmp_path, install_stand_ins):
     """carvekit's default chain needs three networks; with the default settings a second job loads none."""
     weights = tmp_path / "weights"
-    parity.install_oracle_weights(["tracer_b7", "cascadepsp-carveset", "fba"], weights)
+    install_stand_ins(["tracer_b7", "cascadepsp-carveset", "fba"], weights)
     worker = Worker(replace(settings_for(bucket), weights_dir=weights, default_model="carvekit"))
     small = {"seg_mask_size": 320, "refine_mask_size": 256, "matting_mask_size": 256}
     first = run_all(worker, [{"id": "a", **small}])[0]

@@ -11,7 +11,6 @@ from dataclasses import replace
 import pytest
 from PIL import Image
 
-import parity
 from tests.conftest import CAR, DEVICE, SHARED, link_real_weights
 from worker.config import Settings
 from worker.context import JobRun
@@ -48,10 +47,8 @@ def bucket(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    folder = link_real_weights(tmp_path_factory.mktemp("weights"))
-    parity.install_oracle_weights(STAND_INS, folder)
-    return folder
+def weights(tmp_path_factory, install_stand_ins):
+    return install_stand_ins(STAND_INS, link_real_weights(tmp_path_factory.mktemp("weights")))
 
 
 JOBS = [

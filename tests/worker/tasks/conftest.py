@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import parity
 from tests.conftest import DEVICE, link_real_weights
 from worker.config import Settings
 from worker.jobs import Worker
@@ -20,10 +19,8 @@ STAND_INS = ["retinaface-resnet50", "gfpgan-v1.4", "parsenet", "bmv2-mobilenetv2
 
 
 @pytest.fixture(scope="session")
-def task_weights(tmp_path_factory) -> Path:
-    folder = link_real_weights(tmp_path_factory.mktemp("task-weights"))
-    parity.install_oracle_weights(STAND_INS, folder)
-    return folder
+def task_weights(tmp_path_factory, install_stand_ins) -> Path:
+    return install_stand_ins(STAND_INS, link_real_weights(tmp_path_factory.mktemp("task-weights")))
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
