@@ -149,7 +149,8 @@ def link_real_weights(folder: Path) -> Path:
 def install_stand_ins(tmp_path_factory):
     """install(names, folder): the oracle's stand-in checkpoint of each registry name linked into `folder`
     under the file name the registry looks for. Each is written once per run (GFPGAN's is 349 MB and
-    six modules want it), so the suite's disk stays a few GB on CI's shared disk."""
+    six modules want it), so the suite's disk stays a few GB on CI's shared disk. The links lead to files
+    that every module shares: a test that writes a checkpoint of its own into `folder` leaves that name out."""
     import parity
     from models import registry
 
