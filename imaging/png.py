@@ -16,7 +16,10 @@ block, byte-aligned, not final), the last strip ending in the final block. Raw d
 ended join into one stream; a zlib header in front and the Adler-32 of all the filtered bytes
 (combined from the strips') after it make the one zlib stream that PNG's IDAT holds. A strip's first
 row is filtered against the last row of the strip above, so the file decodes to exactly the input.
-BENCHMARKS.md ("Our PNG writer") has the measurements behind these choices.
+On a GPU the filter runs there (PNG_FILTER_ON_DEVICE, imaging/output.py's `filter_rows`): the output crosses to the host
+as its filtered rows (`FilteredRows`, one byte more per row than its pixels) and the host only deflates
+them, which halves the compact writer's CPU time. BENCHMARKS.md ("Our PNG writer") has the measurements
+behind these choices.
 """
 from __future__ import annotations
 
@@ -24,13 +27,17 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from isal import isal_zlib
 from zlib_ng import zlib_ng
+
+if TYPE_CHECKING:  # torch is imported after the worker's settings (worker/config.py's OPENMP_DEFAULTS)
+    import torch
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COLOUR_TYPES = {3: 2, 4: 6}  # channels -> PNG colour type (truecolour, truecolour with alpha)
@@ -38,6 +45,7 @@ FILTER_UP, FILTER_PAETH = 2, 4
 ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, "fastest" level hint; (0x78 << 8 | 0x01) % 31 == 0
 CHUNK_ROWS = 4  # Paeth works on this many rows at a time: its int16 temporaries stay in the CPU's cache
 MIN_STRIP_BYTES = 1 << 20  # a strip holds at least this: a smaller one costs more in hand-off than it saves
+FILTERED_CHUNK_BYTES = 1 << 18  # FilteredRows are compressed this much at a time: it stays in the CPU's cache
 ADLER_BASE = 65521
 
 _pools: dict[int, ThreadPoolExecutor] = {}
@@ -53,6 +61,23 @@ class PngSettings:
     writer: str = "compact"  # this module's writer for 8-bit RGB / RGBA: compact or fast
     threads: int = 2  # strips of one PNG compressed at once, each on its own thread
     compress_level: int = 1  # Pillow's zlib level, for grey PNGs and APNG animations (imaging/encode.py)
+    filter_on_device: bool = False  # RGB/RGBA rows filtered where the pixels are (filter_rows), not on the host
+
+
+@dataclass(frozen=True)
+class FilteredRows:
+    """An 8-bit RGB or RGBA image as PNG's filtered rows: (H, 1 + W*C) uint8, each row its filter-type
+    byte, then its residuals. Made where the pixels are (imaging/output.py's `filter_rows`, on the
+    device), written by `write_filtered_png`."""
+
+    rows: np.ndarray | torch.Tensor
+    channels: int
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """The image's (H, W, C), as its pixels' array has it."""
+        height, length = self.rows.shape
+        return height, (length - 1) // self.channels, self.channels
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -120,29 +145,48 @@ _WRITERS: dict[str, tuple[int, Callable, Callable, object]] = {
 WRITERS = tuple(_WRITERS)
 
 
+def filter_type(writer: str) -> int:
+    """The PNG filter `writer` applies to every row: FILTER_PAETH (compact) or FILTER_UP (fast)."""
+    return _WRITERS[writer][0]
+
+
 def offloaded_cpu_seconds() -> float:
     """CPU time that strip threads have spent on the PNGs the calling thread wrote, all told."""
     return getattr(_offloaded, "seconds", 0.0)
 
 
-def _strip(rows: np.ndarray, above: np.ndarray, bpp: int, writer: str, last: bool) -> tuple[bytes, int, int]:
-    """One strip's raw deflate (sync-flushed, or final when `last`), and the Adler-32 and length of its
-    filtered bytes."""
-    filter_type, apply_filter, compressor, module = _WRITERS[writer]
-    stream = compressor()
-    parts = []
-    adler = 1
+def _filtered_chunks(rows: np.ndarray, above: np.ndarray | None, bpp: int, writer: str) -> Iterator[memoryview]:
+    """A strip's filtered bytes, a few rows at a time (one buffer, reused: use each before the next);
+    rows that are filtered already (`above` None: FilteredRows') as they are."""
+    if above is None:
+        step = max(1, FILTERED_CHUNK_BYTES // rows.shape[1])
+        for start in range(0, len(rows), step):
+            yield memoryview(rows[start:start + step]).cast("B")
+        return
+    kind, apply_filter = _WRITERS[writer][:2]
     filtered = np.empty((min(CHUNK_ROWS, len(rows)), rows.shape[1] + 1), np.uint8)
-    filtered[:, 0] = filter_type
+    filtered[:, 0] = kind
     for start in range(0, len(rows), CHUNK_ROWS):
         chunk = rows[start:start + CHUNK_ROWS]
         out = filtered[:len(chunk)]
         apply_filter(chunk, above if start == 0 else rows[start - 1], bpp, out[:, 1:])
-        data = memoryview(out).cast("B")
+        yield memoryview(out).cast("B")
+
+
+def _strip(rows: np.ndarray, above: np.ndarray | None, bpp: int, writer: str,
+           last: bool) -> tuple[bytes, int, int]:
+    """One strip's raw deflate (sync-flushed, or final when `last`), and the Adler-32 and length of its
+    filtered bytes."""
+    compressor, module = _WRITERS[writer][2:]
+    stream = compressor()
+    parts = []
+    adler, length = 1, 0
+    for data in _filtered_chunks(rows, above, bpp, writer):
         adler = zlib_ng.adler32(data, adler)
+        length += data.nbytes
         parts.append(stream.compress(data))
     parts.append(stream.flush(module.Z_FINISH if last else module.Z_SYNC_FLUSH))
-    return b"".join(parts), adler, rows.shape[0] * (rows.shape[1] + 1)
+    return b"".join(parts), adler, length
 
 
 def _cpu_timed(fn, *args):
@@ -157,14 +201,15 @@ def _pool(threads: int) -> ThreadPoolExecutor:
     return _pools[threads]
 
 
-def image_data(rows: np.ndarray, bpp: int, writer: str, strips: int) -> bytes:
-    """The zlib stream of PNG image data: (H, W*bpp) uint8 rows filtered and compressed in `strips`
-    strips of rows (at most one a row), each on its own thread when there are several."""
+def image_data(rows: np.ndarray, bpp: int, writer: str, strips: int, filtered: bool = False) -> bytes:
+    """The zlib stream of PNG image data: (H, W*bpp) uint8 rows filtered (or, `filtered`, FilteredRows'
+    (H, 1 + W*bpp) rows as they are) and compressed in `strips` strips of rows (at most one a row), each
+    on its own thread when there are several."""
     height = rows.shape[0]
     strips = max(1, min(strips, height))
     bounds = np.linspace(0, height, strips + 1).round().astype(int)
     zero_row = np.zeros(rows.shape[1], np.uint8)
-    jobs = [(rows[a:b], rows[a - 1] if a else zero_row, bpp, writer, b == height)
+    jobs = [(rows[a:b], None if filtered else rows[a - 1] if a else zero_row, bpp, writer, b == height)
             for a, b in zip(bounds[:-1], bounds[1:])]
     if strips > 1:
         timed = list(_pool(strips).map(lambda job: _cpu_timed(_strip, *job), jobs))
@@ -178,16 +223,38 @@ def image_data(rows: np.ndarray, bpp: int, writer: str, strips: int) -> bytes:
     return ZLIB_HEADER + b"".join(data for data, _, _ in results) + struct.pack(">I", adler)
 
 
+def _check_writer(writer: str) -> None:
+    if writer not in _WRITERS:
+        raise ValueError(f"unknown PNG writer {writer!r}; allowed: {', '.join(WRITERS)}")
+
+
+def _png_file(height: int, width: int, channels: int, data: bytes) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
+    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
 def write_png(pixels: np.ndarray, writer: str = PngSettings.writer, strips: int = PngSettings.threads,
               min_strip_bytes: int = MIN_STRIP_BYTES) -> bytes:
     """HxWx3 (RGB) or HxWx4 (RGBA) uint8 to PNG bytes; `strips` strips compressed on as many threads,
     fewer where a strip would hold under `min_strip_bytes`."""
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] not in COLOUR_TYPES or not pixels.size:
         raise ValueError(f"write_png takes non-empty HxWx3 or HxWx4 uint8, not {pixels.dtype} {pixels.shape}")
-    if writer not in _WRITERS:
-        raise ValueError(f"unknown PNG writer {writer!r}; allowed: {', '.join(WRITERS)}")
+    _check_writer(writer)
     height, width, channels = pixels.shape
     rows = np.ascontiguousarray(pixels).reshape(height, width * channels)
-    header = struct.pack(">IIBBBBB", width, height, 8, COLOUR_TYPES[channels], 0, 0, 0)
     data = image_data(rows, channels, writer, min(strips, rows.nbytes // min_strip_bytes) or 1)
-    return SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+    return _png_file(height, width, channels, data)
+
+
+def write_filtered_png(image: FilteredRows, writer: str = PngSettings.writer, strips: int = PngSettings.threads,
+                       min_strip_bytes: int = MIN_STRIP_BYTES) -> bytes:
+    """FilteredRows (host memory) to PNG bytes: write_png's file, the filtering done already."""
+    rows = image.rows
+    if not isinstance(rows, np.ndarray) or rows.dtype != np.uint8 or rows.ndim != 2 or not rows.size \
+            or image.channels not in COLOUR_TYPES or (rows.shape[1] - 1) % image.channels:
+        raise ValueError(f"write_filtered_png takes host FilteredRows of RGB or RGBA, not {image.shape}")
+    _check_writer(writer)
+    rows = np.ascontiguousarray(rows)
+    height, width, channels = image.shape
+    data = image_data(rows, channels, writer, min(strips, rows.nbytes // min_strip_bytes) or 1, filtered=True)
+    return _png_file(height, width, channels, data)

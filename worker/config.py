@@ -107,6 +107,10 @@ class Settings:
                                 "a strip of rows (the CPU time is the same; 1: on the job's thread)", "int")
     png_compress_level: int = _setting(PngSettings.compress_level, "PNG_COMPRESS_LEVEL", "zlib level of grey "
                                        "PNG (alpha matte) and APNG outputs (Pillow's encoder)", "int")
+    png_filter_on_device: bool = _setting(PngSettings.filter_on_device, "PNG_FILTER_ON_DEVICE", "filter the rows "
+                                          "of RGB/RGBA PNG outputs on the device, so that the host only deflates "
+                                          "them (half the compact writer's host CPU); default on with CUDA, off "
+                                          "on the CPU", "flag", cuda_default=True)
     s3_max_attempts: int = _setting(4, "S3_MAX_ATTEMPTS", "attempts in botocore's standard retry mode "
                                     "(throttling, 5xx, dropped connections)", "int")
     s3_connect_timeout_s: float = _setting(5.0, "S3_CONNECT_TIMEOUT_S", "S3 connect timeout", "float")
@@ -115,7 +119,7 @@ class Settings:
 
     @property
     def png(self) -> PngSettings:
-        return PngSettings(self.png_writer, self.png_threads, self.png_compress_level)
+        return PngSettings(self.png_writer, self.png_threads, self.png_compress_level, self.png_filter_on_device)
 
 
 def env_spelling(value: Any) -> Any:

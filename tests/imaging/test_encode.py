@@ -5,10 +5,12 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from imaging.encode import encode_image, encode_png, zero_invisible
 from imaging.options import OutputOptions
+from imaging.output import png_rows, to_host
 from imaging.png import PngSettings, write_png
 from tests.conftest import png_filter_types
 
@@ -47,6 +49,29 @@ def test_rgb_and_rgba_png_come_from_our_writer(cutout, writer, filter_type):
         assert data == write_png(zero_invisible(pixels), writer)
         assert png_filter_types(data) == {filter_type}
         assert np.array_equal(_decode(data)[1], zero_invisible(pixels))
+
+
+def test_zero_invisible_takes_any_layout_of_rgba(cutout):
+    for pixels in (cutout[:, ::3], cutout[::2].transpose(1, 0, 2), np.asfortranarray(cutout)):
+        zeroed = zero_invisible(pixels)
+        visible = pixels[..., 3] > 0
+        assert zeroed.shape == pixels.shape and np.array_equal(zeroed[visible], pixels[visible])
+        assert not zeroed[~visible].any()
+
+
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("writer", ["compact", "fast"])
+def test_a_png_filtered_on_the_device_decodes_to_the_host_written_pixels(cutout, writer, keep):
+    """PNG_FILTER_ON_DEVICE: the still leaves the device as its filtered rows (the invisible colour zeroed
+    there unless kept); its file decodes to the pixels the host path writes, RGB, RGBA and grey alike."""
+    options = OutputOptions(keep_invisible_rgb=keep)
+    png = PngSettings(writer=writer, filter_on_device=True)
+    for pixels in (cutout, np.ascontiguousarray(cutout[..., :3]), np.ascontiguousarray(cutout[..., 3])):
+        from_device = to_host(png_rows(torch.from_numpy(pixels), options, png))
+        data = encode_image(from_device, options, png).data
+        assert np.array_equal(_decode(data)[1], _decode(encode_image(pixels, options, png).data)[1])
+        if pixels.ndim == 3:
+            assert png_filter_types(data) == {4 if writer == "compact" else 2}
 
 
 def test_grey_png_keeps_pillows_encoder(cutout):

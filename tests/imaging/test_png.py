@@ -8,9 +8,18 @@ import zlib
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
-from imaging.png import WRITERS, adler32_combine, offloaded_cpu_seconds, write_png
+from imaging.output import filter_rows
+from imaging.png import (
+    WRITERS,
+    FilteredRows,
+    adler32_combine,
+    offloaded_cpu_seconds,
+    write_filtered_png,
+    write_png,
+)
 from tests.conftest import png_chunks
 
 RNG = np.random.default_rng(7)
@@ -90,6 +99,50 @@ def test_image_data_is_one_zlib_stream_of_the_filtered_rows(writer, strips):
     expected = _paeth_reference(rows, 4) if writer == "compact" else _up_reference(rows)
     filter_type = 4 if writer == "compact" else 2
     assert filtered == np.hstack([np.full((30, 1), filter_type, np.uint8), expected]).tobytes()
+
+
+def _filtered_on_device(pixels: np.ndarray, writer: str) -> FilteredRows:
+    """filter_rows as a job runs it: on the device's tensor, then copied to the host."""
+    made = filter_rows(torch.from_numpy(pixels), writer)
+    return FilteredRows(made.rows.numpy(), made.channels)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("image", list(IMAGES))
+def test_rows_filtered_on_the_device_are_the_filter_of_the_specification(image, channels, writer):
+    """filter_rows gives the bytes of the specification's filter, row blocks included (1030 rows: the
+    block boundaries of DEVICE_FILTER_ROWS fall inside), and its file decodes to the pixels exactly."""
+    for height, width in SHAPES + [(1030, 5)]:
+        pixels = IMAGES[image](height, width, channels)
+        filtered = _filtered_on_device(pixels, writer)
+        rows = pixels.reshape(height, width * channels)
+        expected = _paeth_reference(rows, channels) if writer == "compact" else _up_reference(rows)
+        assert filtered.shape == pixels.shape
+        assert np.array_equal(filtered.rows[:, 0], np.full(height, 4 if writer == "compact" else 2, np.uint8))
+        assert np.array_equal(filtered.rows[:, 1:], expected), (height, width)
+        png = write_filtered_png(filtered, writer, 3)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels), (height, width)
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_png_filtered_on_the_device_is_the_one_the_host_writes(writer):
+    """Deflate alone over the device's rows: the same zlib stream's content as write_png's, in strips."""
+    pixels = _cutout(1024, 600, 4)
+    from_device = write_filtered_png(_filtered_on_device(pixels, writer), writer, 2)
+    on_host = write_png(pixels, writer, 2)
+    assert png_chunks(from_device)[0] == png_chunks(on_host)[0]
+    assert zlib.decompress(png_chunks(from_device)[1][1]) == zlib.decompress(png_chunks(on_host)[1][1])
+    if writer == "compact":  # zlib-ng's run-length deflate does not depend on how its input is fed
+        assert from_device == on_host
+
+
+@pytest.mark.parametrize("rows,channels", [(torch.zeros(4, 13, dtype=torch.uint8), 4),
+                                           (np.zeros((4, 13), np.uint16), 4), (np.zeros((4, 14), np.uint8), 4),
+                                           (np.zeros((0, 13), np.uint8), 4), (np.zeros((4, 13), np.uint8), 2)])
+def test_write_filtered_png_refuses_what_it_does_not_write(rows, channels):
+    with pytest.raises(ValueError, match="host FilteredRows of RGB or RGBA"):
+        write_filtered_png(FilteredRows(rows, channels))
 
 
 def test_large_image_is_cut_into_strips_and_stays_exact():

@@ -5,12 +5,15 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
 from imaging.decode import DecodedImage, as_tensor, decode, displayed_size
 from imaging.encode import Encoded
 from imaging.options import OutputOptions
+from imaging.output import filters_png_on_device, png_rows, to_host
+from imaging.png import FilteredRows
 from models import registry
 from models.spec import ModelSpec, Role
 from pipeline import TASKS
@@ -85,6 +88,15 @@ def restoration_output(options: OutputOptions) -> OutputOptions:
 def rgb_tensor(image: DecodedImage, device: torch.device) -> torch.Tensor:
     """uint8 RGB [3,H,W] on the device."""
     return as_tensor(image.rgb, device)
+
+
+async def still_to_host(run: JobRun, pixels: torch.Tensor) -> np.ndarray | FilteredRows:
+    """A still's output pixels to the host for the encoder; an RGB/RGBA PNG's filtered into its rows on
+    the device first where PNG_FILTER_ON_DEVICE says, so that the host only deflates them."""
+    output, png = run.job.options.output, run.services.settings.png
+    if filters_png_on_device(output, png):
+        pixels = await run.on_device("png_filter", png_rows, pixels, output, png)
+    return await run.io("to_host", to_host, pixels)
 
 
 def output_key(run: JobRun, extension: str) -> str:

@@ -6,7 +6,6 @@ from pathlib import Path
 from imaging.decode import DecodedImage, ImageTooLarge, UndecodableImage, decode
 from imaging.encode import encode_frames
 from imaging.errors import CallerValueError
-from imaging.output import to_host
 from imaging.video import sniff
 from pipeline.matte import MATTE, MatteJob, clip_pixels, finish
 from pipeline.matting.background import PlateSizeMismatch, check_pair, device_matte
@@ -21,6 +20,7 @@ from worker.tasks.common import (
     network_for,
     require_weights,
     resident_network,
+    still_to_host,
     write,
 )
 
@@ -70,7 +70,7 @@ async def run(run: JobRun) -> dict:
     model = await run.on_device("load_model", resident_network, run, spec)
     result = await run.on_device("model", device_matte, model, image.rgb, plate.rgb, job.params)
     pixels, confidence = await run.on_device("postprocess", finish, result, options.output, options.bg_color)
-    pixels = await run.io("to_host", to_host, pixels)
+    pixels = await still_to_host(run, pixels)
     encoded = await run.io("encode", encode_frames, [pixels], [0], 0, options.output,
                            run.services.settings.png)
     key = await write(run, encoded)

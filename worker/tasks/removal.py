@@ -39,7 +39,7 @@ from worker.device import synchronize
 from worker.errors import InvalidInput
 from worker.schema import Options
 from worker.tasks import video
-from worker.tasks.common import answer, fetch_input, networks_of, require_weights, write
+from worker.tasks.common import answer, fetch_input, networks_of, require_weights, still_to_host, write
 
 
 def resolve_network(name: str, weights_dir) -> ModelSpec:
@@ -173,7 +173,7 @@ async def run(run: JobRun) -> dict:
     else:
         still, figures = await run.on_device("postprocess", still_pixels, frames[0], mattes, plan, method,
                                              services.models, options.output, options.bg_color, run)
-        still = await run.io("to_host", to_host, still)
+        still = await still_to_host(run, still)
         del mattes
         encoded = await run.io("encode", encode_image, still, options.output, settings.png)
         out_h, out_w = still.shape[:2]

@@ -48,3 +48,14 @@ def test_tiny_images_are_matted_with_every_preset(bucket):
     for knobs in ({"preset": "4k"}, {"backbone_scale": 0.03125}):
         answer = bucket.run({"id": "dot", "task": "matte", **knobs})
         assert (answer["width"], answer["height"]) == (1, 1) == bucket.read(answer["key"]).size, answer
+
+
+def test_a_matte_filtered_on_the_device_is_the_host_written_one(tmp_path, task_weights):
+    written = []
+    for on_device in (False, True):
+        bucket = Bucket(tmp_path / str(on_device), task_weights, png_filter_on_device=on_device)
+        pair(bucket, "photo", (160, 120))
+        answer = bucket.run({"id": "photo", "task": "matte"})
+        assert ("png_filter" in answer["timings_ms"]) == on_device, answer
+        written.append(np.asarray(bucket.read(answer["key"])))
+    assert written[0].shape == (120, 160, 4) and np.array_equal(written[0], written[1])

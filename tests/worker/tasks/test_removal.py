@@ -11,7 +11,7 @@ from PIL import Image
 
 from pipeline import removal
 from pipeline.segmentation.postprocess import foreground_colour
-from tests.conftest import SHARED
+from tests.conftest import CAR, SHARED
 from tests.worker.tasks.conftest import Bucket, encoded
 
 
@@ -100,3 +100,20 @@ def test_an_animation_holds_one_frame_of_float_colour_at_a_time(bucket, monkeypa
     answer = bucket.run({"id": "anim.gif", "format": fmt, "foreground": "blur_fusion", "crop": True})
     assert answer["frames"] == 6 and (answer["width"], answer["height"]) == bucket.read(answer["key"]).size
     assert most_live == 1 and live == 0
+
+
+@pytest.mark.parametrize("job", [{}, {"crop": True, "size": "preview"}, {"bg_color": "#336699"},
+                                 {"keep_invisible_rgb": True}, {"channels": "alpha"}, {"format": "webp"}])
+def test_a_cutout_filtered_on_the_device_is_the_host_written_one(tmp_path, task_weights, job):
+    """PNG_FILTER_ON_DEVICE (on by default with CUDA) moves the filter, not a pixel: the file decodes to
+    what the host path writes, and the lane runs the filter only for an RGB/RGBA PNG."""
+    photo = encoded(Image.open(CAR).convert("RGB").resize((300, 200)), "JPEG")
+    answers, pixels = {}, {}
+    for on_device in (False, True):
+        bucket = Bucket(tmp_path / str(on_device), task_weights, png_filter_on_device=on_device)
+        bucket.put("ogs/photo", photo)
+        answers[on_device] = bucket.run({"id": "photo", "model": "u2netp", **job})
+        pixels[on_device] = np.asarray(bucket.read(answers[on_device]["key"]))
+    assert np.array_equal(pixels[True], pixels[False])
+    filters = [("png_filter" in answers[on_device]["timings_ms"]) for on_device in (False, True)]
+    assert filters == [False, job.get("format", "png") == "png" and "channels" not in job], answers
