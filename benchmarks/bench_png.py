@@ -34,8 +34,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.timing import cpu_and_wall  # noqa: E402
 from imaging.decode import DecodedImage  # noqa: E402
 from imaging.encode import Z_RLE, zero_invisible  # noqa: E402
-from imaging.output import cutout, to_host  # noqa: E402
-from imaging.output import filter_rows  # noqa: E402
+from imaging.output import cutout, filter_rows, to_host  # noqa: E402
 from imaging.png import FilteredRows, write_filtered_png, write_png  # noqa: E402
 from models import registry  # noqa: E402
 from pipeline.segmentation.postprocess import full_size_alpha  # noqa: E402
@@ -75,8 +74,7 @@ def pillow(pixels: np.ndarray, **kwargs) -> bytes:
 def on_device(pixels: np.ndarray, writer: str) -> FilteredRows:
     """The rows as PNG_FILTER_ON_DEVICE hands them to the host (filtered here, outside the timing: on
     a GPU it is device time)."""
-    made = filter_rows(torch.from_numpy(pixels), writer)
-    return FilteredRows(made.rows.numpy(), made.channels)
+    return to_host(filter_rows(torch.from_numpy(pixels), writer))
 
 
 def writers(pixels: np.ndarray) -> dict:

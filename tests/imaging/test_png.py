@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from imaging.output import filter_rows
+from imaging.output import filter_rows, to_host
 from imaging.png import (
     WRITERS,
     FilteredRows,
@@ -102,9 +102,8 @@ def test_image_data_is_one_zlib_stream_of_the_filtered_rows(writer, strips):
 
 
 def _filtered_on_device(pixels: np.ndarray, writer: str) -> FilteredRows:
-    """filter_rows as a job runs it: on the device's tensor, then copied to the host."""
-    made = filter_rows(torch.from_numpy(pixels), writer)
-    return FilteredRows(made.rows.numpy(), made.channels)
+    """filter_rows as a job runs it: on the device's tensor, then the output's copy to the host."""
+    return to_host(filter_rows(torch.from_numpy(pixels), writer))
 
 
 @pytest.mark.parametrize("writer", WRITERS)
